@@ -1,0 +1,72 @@
+"""Torch datasets built from a cube: the picklable builder handed to training workers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slumwatch.actors.tiles import BandScaling, load_labelled_tiles
+from slumwatch.catalogs.tiling import TileSpec
+
+__all__ = ["CubeTileDatasets"]
+
+
+@dataclass(frozen=True)
+class CubeTileDatasets:
+    """Builds ``(train, val, unlabeled)`` torch datasets of labelled cube tiles.
+
+    Picklable (paths and plain values only), so Ray Train workers can call it and read
+    the cube themselves instead of receiving arrays through the object store.
+    """
+
+    cube: Path
+    cube_years: tuple[int, ...]
+    train_years: tuple[int, ...]
+    val_years: tuple[int, ...]
+    train_tiles: tuple[str, ...]
+    val_tiles: tuple[str, ...]
+    spec: TileSpec
+    scaling: BandScaling
+    crop_size: int
+    seed: int = 0
+
+    def __call__(self) -> tuple[Any, Any, Any]:
+        from slumwatch.models.data import TileDataset
+
+        train = load_labelled_tiles(
+            cube=self.cube,
+            years=self.train_years,
+            cube_years=self.cube_years,
+            spec=self.spec,
+            scaling=self.scaling,
+            tile_ids=self.train_tiles,
+        )
+        val = load_labelled_tiles(
+            cube=self.cube,
+            years=self.val_years,
+            cube_years=self.cube_years,
+            spec=self.spec,
+            scaling=self.scaling,
+            tile_ids=self.val_tiles,
+        )
+        train_ds = TileDataset(
+            images=train.images, labels=train.labels, augment=True, crop_size=self.crop_size, seed=self.seed
+        )
+        val_ds = TileDataset(images=val.images, labels=val.labels, augment=False)
+        return train_ds, val_ds, None
+
+    @staticmethod
+    def split_tiles(
+        tile_ids: Sequence[str], *, fraction: float, seed: int
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Deterministic spatial split of tile positions into (train, held-out)."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(tile_ids))
+        n_train = max(1, min(len(tile_ids) - 1, round(fraction * len(tile_ids))))
+        train = tuple(sorted(tile_ids[i] for i in order[:n_train]))
+        held = tuple(sorted(tile_ids[i] for i in order[n_train:]))
+        return train, held
