@@ -31,8 +31,10 @@ class CubeTileDatasets:
     scaling: BandScaling
     crop_size: int
     seed: int = 0
+    scale_range: tuple[float, float] = (0.5, 2.0)
 
     def __call__(self) -> tuple[Any, Any, Any]:
+        from slumwatch.models.augment import AugmentConfig
         from slumwatch.models.data import TileDataset
 
         train = load_labelled_tiles(
@@ -51,10 +53,9 @@ class CubeTileDatasets:
             scaling=self.scaling,
             tile_ids=self.val_tiles,
         )
-        train_ds = TileDataset(
-            images=train.images, labels=train.labels, augment=True, crop_size=self.crop_size, seed=self.seed
-        )
-        val_ds = TileDataset(images=val.images, labels=val.labels, augment=False)
+        augment = AugmentConfig(crop_size=self.crop_size, scale_range=self.scale_range)
+        train_ds = TileDataset(train.images, train.labels, augment=augment, seed=self.seed)
+        val_ds = TileDataset(val.images, val.labels, augment=None)
         return train_ds, val_ds, None
 
     @staticmethod

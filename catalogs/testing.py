@@ -35,7 +35,7 @@ COMMON_NAMES: tuple[str, ...] = ("red", "green", "blue", "nir")
 #: Cloud-mask values.
 CLOUD, CLEAR, OUTSIDE = 1, 0, 255
 #: Block size of the generated COGs.
-FIXTURE_BLOCK = 64
+FIXTURE_BLOCK = 128
 
 
 @dataclass(frozen=True)

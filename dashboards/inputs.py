@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +43,7 @@ MIN_YEAR: Final = 1900
 MAX_YEAR: Final = 2200
 RGB_BANDS: Final = ("red", "green", "blue")
 MAX_LISTED_PROBLEMS: Final = 5
+CONSOLIDATED_WARNING: Final = "Failed to open Zarr store with consolidated metadata"
 
 
 class ReportError(ValueError):
@@ -267,8 +269,11 @@ def _chunk_of(variable: xr.DataArray) -> tuple[int, int] | None:
 
 
 def _open_dataset(path: Path) -> xr.Dataset:
-    # no dask, no decoding of fill values (keeps uint8/uint16 and the nodata codes), no cache
-    return xr.open_zarr(path, chunks=None, mask_and_scale=False, cache=False)
+    # no dask, no decoding of fill values (keeps uint8/uint16 and the nodata codes), no cache;
+    # Zarr v3 stores are usually not consolidated, which is fine for a handful of variables
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CONSOLIDATED_WARNING, category=RuntimeWarning)
+        return xr.open_dataset(path, engine="zarr", chunks=None, mask_and_scale=False, cache=False)
 
 
 def _stack_from(path: Path, dataset: xr.Dataset, name: str, dims: tuple[str, ...]) -> RasterStack:

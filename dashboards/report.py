@@ -140,6 +140,8 @@ class MapSet:
     years: list[YearMap] = field(default_factory=list)
     change: ChangeMap | None = None
     factor: int = 1
+    size: tuple[int, int] = (0, 0)
+    """Width and height of the map images, in pixels."""
 
 
 def _package_version() -> str:
@@ -182,7 +184,7 @@ def _cards(rows: Sequence[YearRow], metrics: Metrics) -> list[Card]:
     if last.true_area_m2 is not None:
         true_note = f" · ground truth {format_area(last.true_area_m2)}"
         if last.area_error_pct is not None:
-            true_note += f" ({format_pct(last.area_error_pct, signed=True)})"
+            true_note += f" (error {format_pct(last.area_error_pct, signed=True)})"
     cards.append(
         Card(
             label=f"Slum area {last.year}",
@@ -314,12 +316,8 @@ def _render_maps(
 ) -> MapSet:
     """Render one PNG per prediction year and the change map, reading the rasters window by window."""
     factor = downsample_factor(height=predictions.height, width=predictions.width)
-    geometry = MapGeometry.for_grid(
-        height=-(-predictions.height // factor),
-        width=-(-predictions.width // factor),
-        factor=factor,
-        resolution_m=resolution_m,
-    )
+    out_h, out_w = -(-predictions.height // factor), -(-predictions.width // factor)
+    geometry = MapGeometry.for_grid(height=out_h, width=out_w, factor=factor, resolution_m=resolution_m)
     if cube is not None and (cube.height, cube.width) != (predictions.height, predictions.width):
         notes.append(
             f"imagery cube grid {cube.height}×{cube.width} differs from predictions "
@@ -327,7 +325,7 @@ def _render_maps(
         )
     by_year = {r.year: r for r in rows}
     cube_factor = downsample_factor(height=cube.height, width=cube.width) if cube is not None else factor
-    result = MapSet(factor=factor)
+    result = MapSet(factor=factor, size=(out_w * geometry.upscale, out_h * geometry.upscale))
     first_share: npt.NDArray[np.float32] | None = None
     last_share: npt.NDArray[np.float32] | None = None
     last_background: npt.NDArray[np.uint8] | None = None
@@ -520,6 +518,7 @@ def render_report(*, run_dir: Path, out_dir: Path | None = None, title: str | No
         "cards": _cards(rows, metrics),
         "maps": map_set.years,
         "initial_map": map_set.years[-1] if map_set.years else None,
+        "map_size": map_set.size,
         "change": map_set.change,
         "chart_src": chart_path.name,
         "chart_alt": (

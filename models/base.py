@@ -63,9 +63,15 @@ class SegmentationModel(nn.Module):
     ) -> dict[str, Tensor]: ...
 
     def forward(
-        self, x: Tensor, *, return_dict: bool = False, fp: bool = False, gram: bool = False, proj: bool = False
+        self,
+        x: Tensor,
+        *,
+        return_dict: bool = False,
+        fp: bool = False,
+        gram: bool = False,
+        proj: bool = False,
     ) -> Tensor | dict[str, Tensor]:
-        """Logits (B, K, H, W) for x (B, C, H, W); with ``return_dict=True`` the :meth:`forward_dict` output."""
+        """Logits (B, K, H, W) for x (B, C, H, W); ``return_dict=True`` gives :meth:`forward_dict` output."""
         if return_dict:
             return self.forward_dict(x, fp=fp, gram=gram, proj=proj)
         return self.forward_dict(x)[LOGITS]
@@ -125,9 +131,9 @@ class SegmentationModel(nn.Module):
 
 def unwrap_model(model: nn.Module) -> SegmentationModel:
     """The :class:`SegmentationModel` inside a (possibly DDP / DataParallel) wrapper."""
-    inner = model
-    while not isinstance(inner, SegmentationModel) and hasattr(inner, "module"):
-        inner = inner.module
+    inner: object = model
+    while not isinstance(inner, SegmentationModel) and isinstance(getattr(inner, "module", None), nn.Module):
+        inner = getattr(inner, "module")  # noqa: B009
     if not isinstance(inner, SegmentationModel):
         raise TypeError(f"expected a SegmentationModel (optionally wrapped), got {type(model).__name__}")
     return inner

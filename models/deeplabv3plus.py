@@ -105,7 +105,9 @@ class DeepLabV3Plus(SegmentationModel):
         return out
 
 
-def _build(encoder: str, *, gram_branch: bool, num_classes: int, in_channels: int, **kwargs: object) -> DeepLabV3Plus:
+def _build(
+    encoder: str, *, gram_branch: bool, num_classes: int, in_channels: int, **kwargs: object
+) -> DeepLabV3Plus:
     return DeepLabV3Plus(
         encoder=encoder,
         num_classes=num_classes,
@@ -134,7 +136,9 @@ def deeplabv3plus_resnet101(*, num_classes: int = 2, in_channels: int = 3, **kwa
 
 
 @register_model("deeplabv3plus_aux_resnet50")
-def deeplabv3plus_aux_resnet50(*, num_classes: int = 2, in_channels: int = 3, **kwargs: object) -> DeepLabV3Plus:
+def deeplabv3plus_aux_resnet50(
+    *, num_classes: int = 2, in_channels: int = 3, **kwargs: object
+) -> DeepLabV3Plus:
     """SegSlum ``deeplabv3plusaux``: DeepLabV3+ (ResNet-50) with the GRAM branch."""
     return _build("resnet50", gram_branch=True, num_classes=num_classes, in_channels=in_channels, **kwargs)
 

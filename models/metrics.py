@@ -89,7 +89,9 @@ class ConfusionMatrix:
         keep = target_flat != self.ignore_index
         pred_flat, target_flat = pred_flat[keep], target_flat[keep]
         if target_flat.numel() and (int(target_flat.min()) < 0 or int(target_flat.max()) >= self.num_classes):
-            raise ValueError(f"target holds ids outside [0, {self.num_classes}) other than {self.ignore_index}")
+            raise ValueError(
+                f"target holds ids outside [0, {self.num_classes}) other than {self.ignore_index}"
+            )
         if pred_flat.numel() and (int(pred_flat.min()) < 0 or int(pred_flat.max()) >= self.num_classes):
             raise ValueError(f"pred holds ids outside [0, {self.num_classes})")
         counts = torch.bincount(target_flat * self.num_classes + pred_flat, minlength=self.num_classes**2)

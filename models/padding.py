@@ -39,7 +39,7 @@ def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
 
 def scaled_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
     """Size of a feature map at ``1/stride`` of ``size``, rounding up (covers the unpadded image)."""
-    return (int(math.ceil(size[0] / stride)), int(math.ceil(size[1] / stride)))
+    return (math.ceil(size[0] / stride), math.ceil(size[1] / stride))
 
 
 def upsample_to(x: Tensor, size: tuple[int, int]) -> Tensor:

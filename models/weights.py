@@ -99,7 +99,9 @@ def load_backbone_state(model: SegmentationModel, state: Mapping[str, Tensor], *
             parts.append(f"unexpected {len(unexpected)}: {_listed(unexpected)}")
         if mismatched:
             parts.append(f"shape mismatch {len(mismatched)}: {_listed(mismatched)}")
-        raise WeightsError(f"weights {source} do not fit {model.model_name or type(model).__name__}: " + "; ".join(parts))
+        raise WeightsError(
+            f"weights {source} do not fit {model.model_name or type(model).__name__}: " + "; ".join(parts)
+        )
     model.backbone.load_state_dict(mapped, strict=True)
     return matched
 

@@ -49,8 +49,9 @@ def synthesize_city(*, size: str, seed: int, years: tuple[int, ...], resolution:
     """Generate (or reuse) the ground-truthed synthetic city."""
     from slumwatch.catalogs.synth import SynthSpec, generate_city
 
-    spec = SynthSpec.from_preset(size, seed=seed, years=years, resolution=resolution)
-    return generate_city(spec, out=out).root
+    spec = SynthSpec.from_size(size, seed=seed, years=years, resolution=resolution)
+    generate_city(spec, out=out)
+    return out
 
 
 @task(retries=TASK_RETRIES, retry_delay_seconds=TASK_RETRY_DELAY_S)

@@ -215,19 +215,21 @@ class UnlabeledViews(Dataset[dict[str, Tensor]]):
 
     The wrapped dataset yields either a (C, H, W) float tensor in [0, 1] or a mapping with ``"image"``
     and optionally ``"label"`` (H, W) int (pseudo-labels for self-training; 255 = ignore) and ``"valid"``
-    (H, W) bool (False = no data; such pixels get ``u_ignore_mask`` 255).
+    (H, W) bool (False = no data; such pixels get ``ignore_mask`` 255).
 
-    Keys per mode (all tensors; the DataLoader collates them into batches):
+    Keys are produced *without* the ``u_`` prefix: the engine adds it when it merges the unlabeled batch
+    into the labeled one (:func:`~slumwatch.models.methods.base.merge_batches`), so ``image_w`` here is
+    ``u_image_w`` in the step. Keys per mode (all tensors; the DataLoader collates them into batches):
 
-    * ``"fixmatch"``: ``u_image_w``, ``u_image_s1`` (C, H, W); ``u_cutmix_box1`` (H, W) bool;
-      ``u_ignore_mask`` (H, W) int64 (0 or 255); and a second, independently drawn unlabeled image used
-      as the CutMix source: ``u_image_mix`` (weak), ``u_image_mix_s1`` (strong), ``u_ignore_mask_mix``.
-    * ``"unimatch"``: the above plus ``u_image_s2``, ``u_cutmix_box2``, ``u_image_mix_s2``.
-    * ``"unimatch_v2"``: ``u_image_w``, ``u_image_s1``, ``u_image_s2``, ``u_cutmix_box1/2``,
-      ``u_ignore_mask`` (UniMatch V2 mixes within the batch, so no second image).
-    * ``"segslum"``: ``u_image_w``, ``u_image_s`` (SegSlum strong view with cutout), ``u_ignore_mask``
+    * ``"fixmatch"``: ``image_w``, ``image_s1`` (C, H, W); ``cutmix_box1`` (H, W) bool;
+      ``ignore_mask`` (H, W) int64 (0 or 255); and a second, independently drawn unlabeled image used
+      as the CutMix source: ``image_mix`` (weak), ``image_mix_s1`` (strong), ``ignore_mask_mix``.
+    * ``"unimatch"``: the above plus ``image_s2``, ``cutmix_box2``, ``image_mix_s2``.
+    * ``"unimatch_v2"``: ``image_w``, ``image_s1``, ``image_s2``, ``cutmix_box1/2``,
+      ``ignore_mask`` (UniMatch V2 mixes within the batch, so no second image).
+    * ``"segslum"``: ``image_w``, ``image_s`` (SegSlum strong view with cutout), ``ignore_mask``
       (255 inside the cutout box and where there is no data) and, when the source has labels,
-      ``u_label`` (H, W) int64 with the cutout box set to 255.
+      ``label`` (H, W) int64 with the cutout box set to 255.
 
     Args:
         dataset: the source dataset (see above).
@@ -257,14 +259,19 @@ class UnlabeledViews(Dataset[dict[str, Tensor]]):
         self.seed = seed
         self.mode = mode
         self.normalize = normalize
-        self.strong = strong if strong is not None else (SEGSLUM_STRONG if mode == "segslum" else UNIMATCH_STRONG)
+        self.strong = (
+            strong if strong is not None else (SEGSLUM_STRONG if mode == "segslum" else UNIMATCH_STRONG)
+        )
         self.cutmix = cutmix
         self.cutout_box = cutout_box
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the epoch so the next pass draws fresh views (deterministically)."""
+        """Change the epoch so the next pass draws fresh views (also forwarded to the wrapped dataset)."""
         self.epoch = epoch
+        setter = getattr(self.dataset, "set_epoch", None)
+        if callable(setter):
+            setter(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -296,21 +303,25 @@ class UnlabeledViews(Dataset[dict[str, Tensor]]):
         gen = torch.Generator().manual_seed(_seed_for(self.seed, self.epoch, index))
         image, ignore, label = self._load(index)
         height, width = image.shape[-2:]
-        sample: dict[str, Tensor] = {"u_image_w": self._out(image), "u_ignore_mask": ignore}
+        sample: dict[str, Tensor] = {
+            "image_w": self._out(image),
+            "ignore_mask": ignore,
+            "index": torch.tensor(index),
+        }
 
         if self.mode == "segslum":
             strong = strong_photometric(image, config=self.strong, generator=gen)
             strong, box = cutout(strong, config=self.cutout_box, generator=gen)
-            sample["u_image_s"] = self._out(strong)
-            sample["u_ignore_mask"] = ignore.masked_fill(box, IGNORE_INDEX)
+            sample["image_s"] = self._out(strong)
+            sample["ignore_mask"] = ignore.masked_fill(box, IGNORE_INDEX)
             if label is not None:
-                sample["u_label"] = label.masked_fill(box, IGNORE_INDEX)
+                sample["label"] = label.masked_fill(box, IGNORE_INDEX)
             return sample
 
         n_strong = 1 if self.mode == "fixmatch" else 2
         for k in range(1, n_strong + 1):
-            sample[f"u_image_s{k}"] = self._out(strong_photometric(image, config=self.strong, generator=gen))
-            sample[f"u_cutmix_box{k}"] = random_box(height, width, config=self.cutmix, generator=gen)
+            sample[f"image_s{k}"] = self._out(strong_photometric(image, config=self.strong, generator=gen))
+            sample[f"cutmix_box{k}"] = random_box(height, width, config=self.cutmix, generator=gen)
 
         if self.mode == "unimatch_v2":
             return sample
@@ -319,8 +330,8 @@ class UnlabeledViews(Dataset[dict[str, Tensor]]):
         mix, mix_ignore, _ = self._load(mix_index)
         if mix.shape != image.shape:
             raise ValueError(f"CutMix source shape {tuple(mix.shape)} != {tuple(image.shape)}")
-        sample["u_image_mix"] = self._out(mix)
-        sample["u_ignore_mask_mix"] = mix_ignore
+        sample["image_mix"] = self._out(mix)
+        sample["ignore_mask_mix"] = mix_ignore
         for k in range(1, n_strong + 1):
-            sample[f"u_image_mix_s{k}"] = self._out(strong_photometric(mix, config=self.strong, generator=gen))
+            sample[f"image_mix_s{k}"] = self._out(strong_photometric(mix, config=self.strong, generator=gen))
         return sample

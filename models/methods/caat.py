@@ -62,7 +62,9 @@ class ClassAwareThreshold:
     def __init__(self, config: CAATConfig) -> None:
         self.config = config
         start = config.tau_low if config.init is None else config.init
-        self.thresholds = torch.full((config.num_classes,), float(start)).clamp(config.tau_low, config.tau_high)
+        self.thresholds = torch.full((config.num_classes,), float(start)).clamp(
+            config.tau_low, config.tau_high
+        )
 
     def _to(self, device: torch.device) -> Tensor:
         if self.thresholds.device != device:
