@@ -127,7 +127,7 @@ def rasterize_labels(
         missing = [y for y, p in year_src.items() if p is None]
         if missing:
             log.warning("no label raster for years %s in %s; labels are 255 (ignore) there", missing, source)
-        make = _RasterLabels(year_src)
+        make: _RasterLabels | _VectorLabels = _RasterLabels(year_src)
     else:
         gdf = _read_vectors(source)
         if gdf.crs is None:
@@ -152,7 +152,7 @@ def rasterize_labels(
             import shapely.geometry
 
             ext_geom = gpd.GeoSeries([shapely.geometry.shape(extent)], crs="EPSG:4326").to_crs(crs).iloc[0]
-        make = _VectorLabels(per_year, labelled_years, ext_geom)  # type: ignore[assignment]
+        make = _VectorLabels(per_year, labelled_years, ext_geom)
 
     _ensure_labels_var(cube.path, ds, tile=tile)
     import zarr
@@ -162,15 +162,18 @@ def rasterize_labels(
         labels_arr = group["labels"]
         valid_arr = group["valid"] if mask_invalid and "valid" in group else None
         total_slum = {y: 0 for y in years}
-        for t_index, year in enumerate(years):
-            for win in iter_tiles(TileSpec(window), height=height, width=width):
-                rows, cols = win.core_slices
-                wtransform = transform * Affine.translation(cols.start, rows.start)
-                block = make.window(year, shape=(win.height, win.width), transform=wtransform, crs=crs)
-                if valid_arr is not None:
-                    block = np.where(np.asarray(valid_arr[t_index, rows, cols]) == 1, block, IGNORE).astype("uint8")
-                labels_arr[t_index, rows, cols] = block
-                total_slum[year] += int((block == SLUM).sum())
+        full = (transform, width, height)
+        try:
+            for t_index, year in enumerate(years):
+                for win in iter_tiles(TileSpec(window), height=height, width=width):
+                    rows, cols = win.core_slices
+                    block = make.window(year, rows=rows, cols=cols, crs=crs, full=full)
+                    if valid_arr is not None:
+                        block = np.where(np.asarray(valid_arr[t_index, rows, cols]) == 1, block, IGNORE).astype("uint8")
+                    labels_arr[t_index, rows, cols] = block
+                    total_slum[year] += int((block == SLUM).sum())
+        finally:
+            make.close()
         group["labels"].attrs.update(
             {
                 "long_name": "0 non-slum, 1 slum, 255 ignore",
@@ -198,6 +201,7 @@ def _ensure_labels_var(path: Path, ds: xr.Dataset, *, tile: int) -> None:
         coords={"time": ds["time"], "y": ds["y"], "x": ds["x"]},
     )
     lab["labels"].attrs["grid_mapping"] = SPATIAL_REF
+    lab.attrs.update(ds.attrs)  # to_zarr(mode="a") rewrites the root attributes
     lab["labels"].encoding["coordinates"] = SPATIAL_REF
     with _quiet_zarr():
         lab[["labels"]].drop_vars(["time", "y", "x"]).to_zarr(
@@ -215,16 +219,21 @@ class _VectorLabels:
         self.labelled = labelled
         self.extent = extent
 
-    def window(self, year: int, *, shape: tuple[int, int], transform: Affine, crs: CRS) -> np.ndarray:
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def window(
+        self, year: int, *, rows: slice, cols: slice, crs: CRS, full: tuple[Affine, int, int]
+    ) -> np.ndarray:
         from rasterio.features import geometry_mask, rasterize
         from rasterio.transform import array_bounds
 
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        transform = full[0] * Affine.translation(cols.start, rows.start)
         if year not in self.labelled:
             return np.full(shape, IGNORE, dtype="uint8")
         gdf = self.per_year[year]
-        bottom, left, top, right = None, None, None, None
-        west, south, east, north = array_bounds(shape[0], shape[1], transform)
-        left, bottom, right, top = west, south, east, north
+        left, bottom, right, top = array_bounds(shape[0], shape[1], transform)
         hits = gdf.sindex.query(_box(left, bottom, right, top)) if len(gdf) else []
         geoms = [g for g in gdf.geometry.iloc[list(hits)] if g is not None and not g.is_empty]
         out = np.full(shape, NON_SLUM, dtype="uint8")
@@ -245,37 +254,67 @@ def _box(left: float, bottom: float, right: float, top: float) -> Any:
 
 
 class _RasterLabels:
+    """Per-year rasters warped (nearest) onto the cube grid through a WarpedVRT, read window by window."""
+
     def __init__(self, year_src: Mapping[int, Path | None]) -> None:
         self.year_src = year_src
+        self._open: dict[int, tuple[Any, Any]] = {}
 
-    def window(self, year: int, *, shape: tuple[int, int], transform: Affine, crs: CRS) -> np.ndarray:
+    def close(self) -> None:
+        for vrt, src in self._open.values():
+            vrt.close()
+            src.close()
+        self._open.clear()
+
+    def _vrt(self, year: int, *, crs: CRS, full: tuple[Affine, int, int]) -> Any:
         import rasterio
-        from rasterio.warp import reproject
+        from rasterio.vrt import WarpedVRT
 
-        src_path = self.year_src.get(year)
-        out = np.full(shape, IGNORE, dtype="uint8")
-        if src_path is None:
-            return out
+        if year not in self._open:
+            for old in list(self._open):
+                vrt, src = self._open.pop(old)
+                vrt.close()
+                src.close()
+            path = self.year_src[year]
+            try:
+                src = rasterio.open(path)
+            except Exception as err:
+                raise LabelError(f"cannot open label raster {path}: {err}") from err
+            if src.crs is None:
+                src.close()
+                raise LabelError(f"label raster {path} has no CRS")
+            transform, width, height = full
+            vrt = WarpedVRT(
+                src,
+                crs=crs,
+                transform=transform,
+                width=width,
+                height=height,
+                resampling=Resampling.nearest,
+                src_nodata=src.nodata if src.nodata is not None else IGNORE,
+                nodata=IGNORE,
+            )
+            self._open[year] = (vrt, src)
+        return self._open[year][0]
+
+    def window(
+        self, year: int, *, rows: slice, cols: slice, crs: CRS, full: tuple[Affine, int, int]
+    ) -> np.ndarray:
+        from rasterio.windows import Window
+
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        if self.year_src.get(year) is None:
+            return np.full(shape, IGNORE, dtype="uint8")
+        vrt = self._vrt(year, crs=crs, full=full)
         try:
-            with rasterio.open(src_path) as src:
-                if src.crs is None:
-                    raise LabelError(f"label raster {src_path} has no CRS")
-                reproject(
-                    source=rasterio.band(src, 1),
-                    destination=out,
-                    src_nodata=src.nodata if src.nodata is not None else IGNORE,
-                    dst_transform=transform,
-                    dst_crs=crs,
-                    dst_nodata=IGNORE,
-                    resampling=Resampling.nearest,
-                )
-        except LabelError:
-            raise
+            out = vrt.read(1, window=Window(cols.start, rows.start, shape[1], shape[0])).astype("uint8")
         except Exception as err:
-            raise LabelError(f"cannot read label raster {src_path}: {err}") from err
+            raise LabelError(f"cannot read label raster {self.year_src[year]}: {err}") from err
         bad = (out != NON_SLUM) & (out != SLUM) & (out != IGNORE)
         if bad.any():
-            raise LabelError(f"label raster {src_path} holds values other than 0/1/255: {np.unique(out[bad])[:5]}")
+            raise LabelError(
+                f"label raster {self.year_src[year]} holds values other than 0/1/255: {np.unique(out[bad])[:5]}"
+            )
         return out
 
 

@@ -47,10 +47,7 @@ def pseudo_labels(logits: Tensor, ignore_mask: Tensor | None = None) -> PseudoLa
     """Detached argmax / confidence of (B, K, H, W) logits; ``ignore_mask`` (B, H, W) is 255 where ignored."""
     probs = logits.detach().softmax(dim=1)
     conf, label = probs.max(dim=1)
-    if ignore_mask is None:
-        valid = torch.ones_like(label, dtype=torch.bool)
-    else:
-        valid = ignore_mask != IGNORE_INDEX
+    valid = torch.ones_like(label, dtype=torch.bool) if ignore_mask is None else ignore_mask != IGNORE_INDEX
     return PseudoLabels(label=label, conf=conf, valid=valid)
 
 
@@ -83,7 +80,7 @@ def supervised_ce(logits: Tensor, label: Tensor) -> Tensor:
 
 
 def paste(base: Tensor, source: Tensor, box: Tensor) -> Tensor:
-    """CutMix images: ``source`` inside ``box`` (B, H, W) bool, ``base`` outside; (B, C, H, W), no in-place."""
+    """CutMix images (B, C, H, W): ``source`` inside ``box`` (B, H, W) bool, ``base`` outside."""
     return torch.where(box.unsqueeze(1), source, base)
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from slumwatch.models.base import LOGITS, call_forward_dict
+from slumwatch.models.methods import register_method
 from slumwatch.models.methods.base import MethodStepBase, StepOutput
 from slumwatch.models.methods.consistency import (
     eval_mode,
@@ -32,7 +33,6 @@ from slumwatch.models.methods.consistency import (
     pseudo_labels,
     supervised_ce,
 )
-from slumwatch.models.methods import register_method
 
 DEFAULT_THRESHOLD = 0.95
 LOSS_DIVISOR = 2.0

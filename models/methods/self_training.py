@@ -150,7 +150,7 @@ def select_reliable(
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     order = sorted(range(len(ids)), key=lambda i: math.inf if math.isnan(values[i]) else -values[i])
-    n_reliable = int(math.floor(fraction * len(ids)))
+    n_reliable = math.floor(fraction * len(ids))
     return [ids[i] for i in order[:n_reliable]], [ids[i] for i in order[n_reliable:]]
 
 

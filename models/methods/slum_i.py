@@ -22,10 +22,10 @@ from typing import Any
 
 from torch import Tensor
 
+from slumwatch.models.methods import register_method
 from slumwatch.models.methods.caat import CAATConfig, ClassAwareThreshold
 from slumwatch.models.methods.consistency import PseudoLabels
 from slumwatch.models.methods.prototype_bank import PrototypeBank, PrototypeBankConfig
-from slumwatch.models.methods import register_method
 from slumwatch.models.methods.unimatch import UniMatchConfig, UniMatchStep
 
 

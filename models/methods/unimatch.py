@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ, call_forward_dict
+from slumwatch.models.methods import register_method
 from slumwatch.models.methods.base import MethodStepBase, StepOutput
 from slumwatch.models.methods.consistency import (
     PseudoLabels,
@@ -39,7 +40,6 @@ from slumwatch.models.methods.consistency import (
     pseudo_labels,
     supervised_ce,
 )
-from slumwatch.models.methods import register_method
 
 DEFAULT_THRESHOLD = 0.95
 STRONG_WEIGHT = 0.25

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from slumwatch.models.base import LOGITS, PROJ, call_forward_dict
+from slumwatch.models.methods import register_method
 from slumwatch.models.methods.base import MethodStepBase, StepOutput
 from slumwatch.models.methods.comp_drop import KEEP_FRACTION, complementary_dropout
 from slumwatch.models.methods.consistency import (
@@ -39,7 +40,6 @@ from slumwatch.models.methods.consistency import (
     supervised_ce,
 )
 from slumwatch.models.methods.ema import DEFAULT_MAX_DECAY, EMATeacher
-from slumwatch.models.methods import register_method
 
 DEFAULT_THRESHOLD = 0.95
 LOSS_DIVISOR = 2.0

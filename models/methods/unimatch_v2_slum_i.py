@@ -15,10 +15,10 @@ from typing import Any
 
 from torch import Tensor
 
+from slumwatch.models.methods import register_method
 from slumwatch.models.methods.caat import CAATConfig
 from slumwatch.models.methods.consistency import PseudoLabels
 from slumwatch.models.methods.prototype_bank import PrototypeBankConfig
-from slumwatch.models.methods import register_method
 from slumwatch.models.methods.slum_i import SlumIGating
 from slumwatch.models.methods.unimatch_v2 import UniMatchV2Config, UniMatchV2Step
 

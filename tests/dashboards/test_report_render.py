@@ -230,7 +230,7 @@ def test_large_prediction_is_read_window_by_window(
     render_report(run_dir=run)
 
     assert len(windows) > len(years)  # several windows per year
-    assert max(h * w for h, w in windows) <= (2 * WINDOW_PX) ** 2 < height * width
+    assert max(h * w for h, w in windows) <= WINDOW_PX**2 < height * width
     with Image.open(run / "report" / "maps" / "2024.png") as image:
         assert max(image.size) <= MAX_MAP_SIDE
     share = spy["shares"][1]
