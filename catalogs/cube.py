@@ -168,7 +168,7 @@ class YearSummary:
 
 def utm_crs(lon: float, lat: float) -> str:
     """EPSG code of the WGS84 UTM zone containing ``(lon, lat)``."""
-    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
+    zone = min(60, max(1, math.floor((lon + 180.0) / 6.0) + 1))
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
@@ -176,7 +176,9 @@ def _items_wgs84_bounds(items: Sequence[pystac.Item]) -> tuple[float, float, flo
     boxes = []
     for it in items:
         if it.bbox is not None:
-            boxes.append(it.bbox[:4] if len(it.bbox) == 4 else [it.bbox[0], it.bbox[1], it.bbox[3], it.bbox[4]])
+            boxes.append(
+                it.bbox[:4] if len(it.bbox) == 4 else [it.bbox[0], it.bbox[1], it.bbox[3], it.bbox[4]]
+            )
         elif it.geometry is not None:
             boxes.append(list(shapely.geometry.shape(it.geometry).bounds))
     if not boxes:
@@ -218,7 +220,9 @@ def resolve_geobox(grid: GridSpec, items: Sequence[pystac.Item] = ()) -> GeoBox:
 # --------------------------------------------------------------------------- composite
 
 
-def composite_window(data: WindowData, *, method: Composite, nodata: int = NODATA) -> tuple[np.ndarray, np.ndarray]:
+def composite_window(
+    data: WindowData, *, method: Composite, nodata: int = NODATA
+) -> tuple[np.ndarray, np.ndarray]:
     """Composite a window's items into ``(image (band, y, x), valid (y, x) uint8)``.
 
     A pixel of an item is usable when no band is nodata and its cloud mask is clear.
@@ -298,7 +302,8 @@ def _footprint(item: pystac.Item, crs: str) -> odc_geom.Geometry | None:
     if item.geometry is not None:
         g = odc_geom.Geometry(item.geometry, "EPSG:4326")
     elif item.bbox is not None:
-        g = odc_geom.box(*item.bbox[:4], "EPSG:4326")
+        b = item.bbox
+        g = odc_geom.box(b[0], b[1], b[2], b[3], "EPSG:4326")
     else:
         return None
     return g.to_crs(crs)
@@ -310,7 +315,9 @@ def _probe_all(
     hrefs: list[str] = []
     for it in items:
         if asset not in it.assets:
-            raise AssetNotFoundError(f"item {it.id} has no asset {asset!r} (has {sorted(it.assets)})", href=None)
+            raise AssetNotFoundError(
+                f"item {it.id} has no asset {asset!r} (has {sorted(it.assets)})", href=None
+            )
         hrefs.append(it.assets[asset].href)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         infos = list(pool.map(reader.probe, hrefs))
@@ -344,9 +351,13 @@ def _make_plan(
     selected = [it for y in wanted for it in by_year.get(y, [])]
     missing = [y for y in wanted if y not in by_year]
     if not selected:
-        raise EmptySearchError(f"no item falls in the requested years {wanted} (items cover {sorted(by_year)})")
-    geobox = existing_geobox if (existing_geobox is not None and grid.bbox is None and grid.aoi is None) else (
-        resolve_geobox(grid, selected)
+        raise EmptySearchError(
+            f"no item falls in the requested years {wanted} (items cover {sorted(by_year)})"
+        )
+    geobox = (
+        existing_geobox
+        if (existing_geobox is not None and grid.bbox is None and grid.aoi is None)
+        else (resolve_geobox(grid, selected))
     )
     crs = str(geobox.crs)
     extent = geobox.extent
@@ -382,8 +393,10 @@ def _make_plan(
     for it in kept:
         info = infos[it.id]
         declared = _declared_crs(it)
-        if declared is not None and info.crs is not None and CRS.from_user_input(declared) != CRS.from_user_input(
-            info.crs
+        if (
+            declared is not None
+            and info.crs is not None
+            and CRS.from_user_input(declared) != CRS.from_user_input(info.crs)
         ):
             raise GridMismatchError(
                 f"item {it.id}: asset {info.href} is in {info.crs} but the item declares proj:code {declared}"
@@ -396,13 +409,15 @@ def _make_plan(
             )
         if bands is None and info.count != ref_info.count:
             raise GridMismatchError(
-                f"item {it.id}: asset {info.href} has {info.count} bands but item {first.id} has {ref_info.count}"
+                f"item {it.id}: asset {info.href} has {info.count} bands "
+                f"but item {first.id} has {ref_info.count}"
             )
         names = _band_names(it, asset, info.count)
         for b in chosen:
             if b.index > info.count or names[b.index - 1] != b.name:
                 raise GridMismatchError(
-                    f"item {it.id}: asset {info.href} band {b.index} is not {b.name!r} (bands: {', '.join(names)})"
+                    f"item {it.id}: asset {info.href} band {b.index} is not {b.name!r} "
+                    f"(bands: {', '.join(names)})"
                 )
     if ref_info.dtype not in {"uint8", "uint16"}:
         log.warning("imagery dtype %s is not uint8/uint16; storing it as is", ref_info.dtype)
@@ -411,7 +426,12 @@ def _make_plan(
         ordered = sorted(its, key=lambda it: (_cloud(it), item_interval(it)[0], it.id))
         annotated[y] = tuple(
             annotate_item(
-                it, asset=asset, count=infos[it.id].count, dtype=ref_info.dtype, nodata=grid.nodata, mask_asset=mask_asset
+                it,
+                asset=asset,
+                count=infos[it.id].count,
+                dtype=ref_info.dtype,
+                nodata=grid.nodata,
+                mask_asset=mask_asset,
             )
             for it in ordered
         )
@@ -477,7 +497,9 @@ def _template(plan: _Plan, year: int, *, extra_vars: Sequence[str] = ()) -> xr.D
         },
     )
     ds = ds.rio.write_crs(str(gb.crs)).rio.write_transform(Affine(*list(gb.affine)[:6]))
-    ds["imagery"].attrs.update({"nodata": NODATA, "grid_mapping": SPATIAL_REF, "long_name": "yearly composite"})
+    ds["imagery"].attrs.update(
+        {"nodata": NODATA, "grid_mapping": SPATIAL_REF, "long_name": "yearly composite"}
+    )
     ds["valid"].attrs.update({"grid_mapping": SPATIAL_REF, "long_name": "1 = usable pixel"})
     for name in extra_vars:
         ds[name].attrs.update({"grid_mapping": SPATIAL_REF})
@@ -497,6 +519,14 @@ def _encoding(plan: _Plan, extra_vars: Sequence[str] = ()) -> dict[str, dict[str
     for name in extra_vars:
         enc[name] = {"_FillValue": None, "chunks": (1, t, t), "fill_value": 255}
     return enc
+
+
+def _open_group(path: Path, *, mode: Literal["r", "r+"] = "r") -> Any:
+    """Open the store's root group (typed ``Any``: zarr's ``Array | Group`` is too loose for mypy)."""
+    import zarr
+
+    with _quiet_zarr():
+        return zarr.open_group(str(path), mode=mode, use_consolidated=False)
 
 
 @contextlib.contextmanager
@@ -524,10 +554,8 @@ def _store_years(path: Path) -> list[int]:
 def _existing_geobox(path: Path) -> GeoBox | None:
     if not (path / "zarr.json").exists():
         return None
-    import zarr
-
     with _quiet_zarr():
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        attrs = dict(_open_group(path, mode="r").attrs)
     grid = attrs.get(ATTR_GRID)
     if grid is None:
         raise CubeError(f"{path} is a Zarr store but not a slumwatch cube (no {ATTR_GRID} attribute)")
@@ -535,10 +563,8 @@ def _existing_geobox(path: Path) -> GeoBox | None:
 
 
 def _check_store_grid(path: Path, plan: _Plan) -> None:
-    import zarr
-
     with _quiet_zarr():
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        attrs = dict(_open_group(path, mode="r").attrs)
     have = attrs.get(ATTR_GRID) or {}
     want = _grid_attrs(plan)
     diffs = [
@@ -584,7 +610,9 @@ def _chunk_sizes(path: Path, files: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
-def _window_done(path: Path, plan: _Plan, year: int, t_index: int, window: TileWindow) -> dict[str, Any] | None:
+def _window_done(
+    path: Path, plan: _Plan, year: int, t_index: int, window: TileWindow
+) -> dict[str, Any] | None:
     """The window's manifest when it is complete and its chunks are intact, else ``None``."""
     mpath = _manifest_path(path, year, window)
     if not mpath.exists():
@@ -602,7 +630,13 @@ def _window_done(path: Path, plan: _Plan, year: int, t_index: int, window: TileW
     actual = _chunk_sizes(path, list(recorded))
     if actual != recorded:
         bad = sorted(k for k in recorded if actual.get(k) != recorded[k])
-        log.warning("year %d window %s: %d torn/missing chunks (%s); repairing", year, window.tile_id, len(bad), bad[:3])
+        log.warning(
+            "year %d window %s: %d torn/missing chunks (%s); repairing",
+            year,
+            window.tile_id,
+            len(bad),
+            bad[:3],
+        )
         return None
     return manifest
 
@@ -621,6 +655,10 @@ class _Progress:
                 self.callback(self.done, self.total)
 
 
+def _touches(footprint: odc_geom.Geometry | None, extent: odc_geom.Geometry) -> bool:
+    return footprint is None or bool(footprint.intersects(extent))
+
+
 def _process_window(
     *,
     path: Path,
@@ -635,11 +673,9 @@ def _process_window(
     composite: Composite,
     footprints: Mapping[str, odc_geom.Geometry | None],
 ) -> dict[str, Any]:
-    import zarr
-
     rows, cols = window.core_slices
     sub = plan.geobox[rows, cols]
-    items = tuple(it for it in plan.years[year] if footprints[it.id] is None or footprints[it.id].intersects(sub.extent))
+    items = tuple(it for it in plan.years[year] if _touches(footprints[it.id], sub.extent))
     nb = len(plan.bands)
     h, w = window.height, window.width
     if items:
@@ -662,7 +698,7 @@ def _process_window(
         image = np.full((nb, h, w), grid.nodata, dtype=plan.dtype)
         valid = np.zeros((h, w), dtype="uint8")
     with _quiet_zarr():
-        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        group = _open_group(path, mode="r+")
         group["imagery"][t_index, :, rows, cols] = image
         group["valid"][t_index, rows, cols] = valid
     files = _chunk_files(path, plan, t_index, window)
@@ -684,15 +720,14 @@ def _process_window(
 
 def _append_year(path: Path, plan: _Plan, year: int) -> int:
     """Append ``year`` along time (or create the store); return its time index."""
-    import zarr
-
     extra: list[str] = []
     if (path / "zarr.json").exists():
         with _quiet_zarr():
-            group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+            group = _open_group(path, mode="r")
             extra = sorted(
-                k for k in group.array_keys() if k not in {"imagery", "valid", "time", "band", "y", "x", SPATIAL_REF}
-                and group[k].ndim == 3
+                k
+                for k in group.array_keys()
+                if k not in {"imagery", "valid", "time", "band", "y", "x", SPATIAL_REF} and group[k].ndim == 3
             )
         present = _store_years(path)
         if year in present:
@@ -703,6 +738,7 @@ def _append_year(path: Path, plan: _Plan, year: int) -> int:
                 f"after the last one; rebuild into a new store"
             )
         tmpl = _template(plan, year, extra_vars=extra)
+        tmpl.attrs.update(dict(_open_group(path, mode="r").attrs))  # append rewrites the root attributes
         with _quiet_zarr():
             tmpl.to_zarr(path, append_dim="time", compute=False, consolidated=True, zarr_format=3)
         return len(present)
@@ -713,7 +749,9 @@ def _append_year(path: Path, plan: _Plan, year: int) -> int:
     tmpl = _template(plan, year)
     tmpl.attrs.update({ATTR_GRID: _grid_attrs(plan)})
     with _quiet_zarr():
-        tmpl.to_zarr(staging, mode="w-", compute=False, consolidated=True, zarr_format=3, encoding=_encoding(plan))
+        tmpl.to_zarr(
+            staging, mode="w-", compute=False, consolidated=True, zarr_format=3, encoding=_encoding(plan)
+        )
     if path.exists():
         path.rmdir()  # an empty folder (checked by build_cube)
     staging.rename(path)
@@ -721,10 +759,8 @@ def _append_year(path: Path, plan: _Plan, year: int) -> int:
 
 
 def _truncate_last_year(path: Path, year: int) -> None:
-    import zarr
-
     with _quiet_zarr():
-        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        group = _open_group(path, mode="r+")
         n = group["time"].shape[0]
         for key in group.array_keys():
             arr = group[key]
@@ -761,12 +797,15 @@ def _summaries(path: Path, plan: _Plan, years: Sequence[int]) -> dict[int, YearS
 
 
 def _write_root_attrs(
-    path: Path, plan: _Plan, summaries: Mapping[int, YearSummary], *, query: Mapping[str, Any] | None, composite: str
+    path: Path,
+    plan: _Plan,
+    summaries: Mapping[int, YearSummary],
+    *,
+    query: Mapping[str, Any] | None,
+    composite: str,
 ) -> None:
-    import zarr
-
     with _quiet_zarr():
-        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        group = _open_group(path, mode="r+")
         prev = dict(group.attrs)
         items = dict(prev.get(ATTR_ITEMS, {}))
         years = dict(prev.get(ATTR_YEARS, {}))
@@ -785,7 +824,9 @@ def _write_root_attrs(
             ATTR_COMPOSITE: composite,
             ATTR_ITEMS: {k: items[k] for k in sorted(items) if k in present},
             ATTR_YEARS: {k: years[k] for k in sorted(years) if k in present},
-            ATTR_MISSING: sorted(set(prev.get(ATTR_MISSING, [])) | set(plan.missing_years) - {int(k) for k in present}),
+            ATTR_MISSING: sorted(
+                set(prev.get(ATTR_MISSING, [])) | set(plan.missing_years) - {int(k) for k in present}
+            ),
             ATTR_QUERY: dict(query) if query is not None else prev.get(ATTR_QUERY, {}),
         }
         group.attrs.update(attrs)
@@ -869,7 +910,14 @@ def build_cube(
     h, w = plan.geobox.shape.yx
     log.info(
         "cube %s: %dx%d px at %s m in %s, %d windows x %d years, bands %s",
-        out, w, h, grid.resolution, crs, len(plan.windows), len(plan.years), [b.name for b in plan.bands],
+        out,
+        w,
+        h,
+        grid.resolution,
+        crs,
+        len(plan.windows),
+        len(plan.years),
+        [b.name for b in plan.bands],
     )
     bar_ctx: Any = contextlib.nullcontext(None)
     if progress:
@@ -880,27 +928,48 @@ def build_cube(
     with bar_ctx as bar:
         for year, year_items in plan.years.items():
             t_index = _append_year(out, plan, year)
-            todo = [
-                win for win in plan.windows if _window_done(out, plan, year, t_index, win) is None
-            ]
+            todo = [win for win in plan.windows if _window_done(out, plan, year, t_index, win) is None]
             skipped = len(plan.windows) - len(todo)
-            log.info("year %d (%d scenes): %d windows to write, %d already done", year, len(year_items), len(todo), skipped)
-            task = bar.add_task(f"{year}", total=len(plan.windows), completed=skipped) if bar is not None else None
+            log.info(
+                "year %d (%d scenes): %d windows to write, %d already done",
+                year,
+                len(year_items),
+                len(todo),
+                skipped,
+            )
+            task = (
+                bar.add_task(f"{year}", total=len(plan.windows), completed=skipped)
+                if bar is not None
+                else None
+            )
 
-            def _cb(done: int, total: int, *, _task: Any = task, _skip: int = skipped) -> None:
+            def _cb(
+                done: int, total: int, *, _task: Any = task, _skip: int = skipped, _year: int = year
+            ) -> None:
                 if bar is not None:
                     bar.update(_task, completed=_skip + done)
                 if on_window is not None:
                     on_window(done, total)
                 if done == total or done % max(1, total // 10) == 0:
-                    log.info("year %d: %d/%d windows written", year, done, total)
+                    log.info("year %d: %d/%d windows written", _year, done, total)
 
             prog = _Progress(total=len(todo), callback=_cb)
 
-            def _run(win: TileWindow, *, _year: int = year, _t: int = t_index, _prog: _Progress = prog) -> None:
+            def _run(
+                win: TileWindow, *, _year: int = year, _t: int = t_index, _prog: _Progress = prog
+            ) -> None:
                 _process_window(
-                    path=out, plan=plan, year=_year, t_index=_t, window=win, reader=reader, grid=grid,
-                    asset=asset, mask_asset=mask_asset, composite=composite, footprints=footprints,
+                    path=out,
+                    plan=plan,
+                    year=_year,
+                    t_index=_t,
+                    window=win,
+                    reader=reader,
+                    grid=grid,
+                    asset=asset,
+                    mask_asset=mask_asset,
+                    composite=composite,
+                    footprints=footprints,
                 )
                 _prog.step()
 
@@ -913,7 +982,7 @@ def build_cube(
                         fut.result()
             summary = _summaries(out, plan, [year])[year]
             if summary.valid_pixels == 0:
-                msg = f"year {year}: no valid pixel in the AOI (items {list(summary.item_ids)} are all nodata/cloud)"
+                msg = f"year {year}: no valid pixel in the AOI (items {list(summary.item_ids)})"
                 if on_empty_year == "raise":
                     _write_root_attrs(out, plan, done_summaries, query=query, composite=composite)
                     raise EmptyYearError(msg, year=year)
@@ -996,7 +1065,9 @@ def band_statistics(
     chunks = img.chunks
     cy = chunks[2][0] if chunks else min(h, 512)
     cx = chunks[3][0] if chunks else min(w, 512)
-    blocks = [(t, i, j) for t in range(nt) for i in range(math.ceil(h / cy)) for j in range(math.ceil(w / cx))]
+    blocks = [
+        (t, i, j) for t in range(nt) for i in range(math.ceil(h / cy)) for j in range(math.ceil(w / cx))
+    ]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(blocks))
     per_block = max(1, math.ceil(max_samples / min(len(blocks), max_chunks)))

@@ -32,7 +32,15 @@ class SearchError(CatalogError):
 
 
 class StacApiError(SearchError):
-    """A STAC API answered with an error (after retries) or a malformed page."""
+    """A STAC API answered with an error (after retries) or a malformed page.
+
+    Attributes:
+        status_code: The last HTTP status, when there was one.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class EmptySearchError(SearchError):

@@ -36,6 +36,7 @@ from slumwatch.catalogs.cube import (
     SPATIAL_REF,
     CubeRef,
     _consolidate,
+    _open_group,
     _quiet_zarr,
     open_cube,
 )
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 #: Label values.
 NON_SLUM, SLUM, IGNORE = 0, 1, 255
 #: Suffixes read as vectors / rasters.
-VECTOR_SUFFIXES = frozenset({".parquet", ".geoparquet", ".geojson", ".json", ".shp", ".gpkg", ".kml", ".fgb", ".zip"})
+VECTOR_SUFFIXES = frozenset(
+    {".parquet", ".geoparquet", ".geojson", ".json", ".shp", ".gpkg", ".kml", ".fgb", ".zip"}
+)
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".vrt", ".jp2", ".img"})
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
 
@@ -135,7 +138,9 @@ def rasterize_labels(
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].to_crs(crs)
         if year_column not in gdf.columns:
             if not all_years_if_missing:
-                raise LabelError(f"label vectors {source} have no {year_column!r} column (columns: {list(gdf.columns)})")
+                raise LabelError(
+                    f"label vectors {source} have no {year_column!r} column (columns: {list(gdf.columns)})"
+                )
             log.info("labels %s have no %r column: applied to every year", source, year_column)
             per_year = {y: gdf for y in years}
             labelled_years = set(years)
@@ -145,7 +150,9 @@ def rasterize_labels(
             per_year = {y: gdf[col == y] for y in years}
         unlabelled = [y for y in years if y not in labelled_years]
         if unlabelled:
-            log.warning("no label polygons for years %s in %s; labels are 255 (ignore) there", unlabelled, source)
+            log.warning(
+                "no label polygons for years %s in %s; labels are 255 (ignore) there", unlabelled, source
+            )
         ext_geom = None
         if extent is not None:
             import geopandas as gpd
@@ -155,10 +162,8 @@ def rasterize_labels(
         make = _VectorLabels(per_year, labelled_years, ext_geom)
 
     _ensure_labels_var(cube.path, ds, tile=tile)
-    import zarr
-
     with _quiet_zarr():
-        group = zarr.open_group(str(cube.path), mode="r+", use_consolidated=False)
+        group = _open_group(cube.path, mode="r+")
         labels_arr = group["labels"]
         valid_arr = group["valid"] if mask_invalid and "valid" in group else None
         total_slum = {y: 0 for y in years}
@@ -169,7 +174,9 @@ def rasterize_labels(
                     rows, cols = win.core_slices
                     block = make.window(year, rows=rows, cols=cols, crs=crs, full=full)
                     if valid_arr is not None:
-                        block = np.where(np.asarray(valid_arr[t_index, rows, cols]) == 1, block, IGNORE).astype("uint8")
+                        block = np.where(
+                            np.asarray(valid_arr[t_index, rows, cols]) == 1, block, IGNORE
+                        ).astype("uint8")
                     labels_arr[t_index, rows, cols] = block
                     total_slum[year] += int((block == SLUM).sum())
         finally:
@@ -229,7 +236,7 @@ class _VectorLabels:
         from rasterio.transform import array_bounds
 
         shape = (rows.stop - rows.start, cols.stop - cols.start)
-        transform = full[0] * Affine.translation(cols.start, rows.start)
+        transform = full[0] @ Affine.translation(cols.start, rows.start)
         if year not in self.labelled:
             return np.full(shape, IGNORE, dtype="uint8")
         gdf = self.per_year[year]
@@ -313,7 +320,8 @@ class _RasterLabels:
         bad = (out != NON_SLUM) & (out != SLUM) & (out != IGNORE)
         if bad.any():
             raise LabelError(
-                f"label raster {self.year_src[year]} holds values other than 0/1/255: {np.unique(out[bad])[:5]}"
+                f"label raster {self.year_src[year]} holds values other than 0/1/255: "
+                f"{np.unique(out[bad])[:5]}"
             )
         return out
 

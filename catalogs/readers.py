@@ -66,7 +66,7 @@ GDAL_HTTP_OPTIONS: Mapping[str, Any] = {
 _NOT_FOUND = re.compile(r"\b404\b|not found|no such file|does not exist|not recognized as", re.IGNORECASE)
 _TRUNCATED = re.compile(
     r"truncat|tiffread|ireadblock|read error|readencoded|unexpected end|premature|short read"
-    r"|failed to read|decod|deflate|zipdecode|lzw|not enough data|offset.*beyond|size of block",
+    r"|decod|deflate|zipdecode|lzw|not enough data|offset.*beyond|size of block|got \d+ bytes, expected",
     re.IGNORECASE,
 )
 
@@ -152,7 +152,12 @@ def classify_read_error(err: BaseException, *, href: str | Sequence[str], contex
     if isinstance(err, AssetError):
         return err
     hrefs = [href] if isinstance(href, str) else list(href)
-    text = f"{type(err).__name__}: {err}"
+    chain: list[BaseException] = []
+    cur: BaseException | None = err
+    while cur is not None and cur not in chain and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " <- ".join(f"{type(e).__name__}: {e}" for e in chain)
     culprit = next((h for h in hrefs if h and h in text), None)
     if culprit is None:
         culprit = next((h for h in hrefs if h and h.rsplit("/", 1)[-1] in text), None)
@@ -161,7 +166,9 @@ def classify_read_error(err: BaseException, *, href: str | Sequence[str], contex
     if _NOT_FOUND.search(text):
         return AssetNotFoundError(f"asset not found: {where}{suffix}: {text}", href=culprit or where)
     if _TRUNCATED.search(text):
-        return TruncatedAssetError(f"asset truncated or corrupt: {where}{suffix}: {text}", href=culprit or where)
+        return TruncatedAssetError(
+            f"asset truncated or corrupt: {where}{suffix}: {text}", href=culprit or where
+        )
     return AssetReadError(f"cannot read asset {where}{suffix}: {text}", href=culprit or where)
 
 
@@ -172,10 +179,14 @@ def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
     return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
 
 
-def annotate_item(item: pystac.Item, *, asset: str, count: int, dtype: str, nodata: int, mask_asset: str | None) -> pystac.Item:
+def annotate_item(
+    item: pystac.Item, *, asset: str, count: int, dtype: str, nodata: int, mask_asset: str | None
+) -> pystac.Item:
     """A copy of ``item`` whose assets carry ``raster:bands`` (band count, dtype, nodata) for odc-stac."""
     clone = item.clone()
-    clone.assets[asset].extra_fields["raster:bands"] = [{"data_type": dtype, "nodata": nodata} for _ in range(count)]
+    clone.assets[asset].extra_fields["raster:bands"] = [
+        {"data_type": dtype, "nodata": nodata} for _ in range(count)
+    ]
     if mask_asset is not None and mask_asset in clone.assets:
         clone.assets[mask_asset].extra_fields["raster:bands"] = [{"data_type": "uint8", "nodata": MASK_FILL}]
     if RASTER_EXT not in clone.stac_extensions:
@@ -247,7 +258,8 @@ class OdcStacReader:
         image = _reorder(image, ds, len(items))
         if image.shape != (len(items), len(bands), h, w):
             raise AssetReadError(
-                f"odc-stac returned shape {image.shape} for {context}, expected {(len(items), len(bands), h, w)}",
+                f"odc-stac returned shape {image.shape} for {context}, "
+                f"expected {(len(items), len(bands), h, w)}",
                 href=", ".join(image_hrefs),
             )
         mask: np.ndarray | None = None

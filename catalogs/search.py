@@ -157,12 +157,11 @@ class GuardedStacApiIO(StacApiIO):
                 f"{type(err).__name__}: {err}"
             ) from err
         if not 200 <= resp.status_code < 300:
-            err = StacApiError(
+            raise StacApiError(
                 f"STAC request {method} {href} answered HTTP {resp.status_code} "
-                f"(after up to {self.policy.retries} retries): {resp.text[:200]!r}"
+                f"(after up to {self.policy.retries} retries): {resp.text[:200]!r}",
+                status_code=resp.status_code,
             )
-            err.status_code = resp.status_code  # type: ignore[attr-defined]
-            raise err
         return resp.content.decode("utf-8")
 
     def get_pages(
@@ -182,7 +181,9 @@ class GuardedStacApiIO(StacApiIO):
             link = pystac.Link.from_dict(nxt)
             key = _page_key(link.href, nxt.get("method"), nxt.get("body"))
             if key in seen:
-                raise StacApiError(f"STAC API {url} returned a looping 'next' link ({link.href}) after {n_pages} pages")
+                raise StacApiError(
+                    f"STAC API {url} returned a looping 'next' link ({link.href}) after {n_pages} pages"
+                )
             if n_pages >= self.policy.max_pages:
                 raise StacApiError(f"STAC API {url} paged past max_pages={self.policy.max_pages}; giving up")
             seen.add(key)
@@ -218,7 +219,9 @@ def auth_headers_from_env(env: Mapping[str, str] | None = None) -> dict[str, str
     return headers
 
 
-def open_stac_io(*, headers: Mapping[str, str] | None = None, policy: HttpPolicy | None = None) -> GuardedStacApiIO:
+def open_stac_io(
+    *, headers: Mapping[str, str] | None = None, policy: HttpPolicy | None = None
+) -> GuardedStacApiIO:
     """A hardened ``StacIO`` carrying ``headers`` merged over the environment's auth headers."""
     merged = {**auth_headers_from_env(), **dict(headers or {})}
     return GuardedStacApiIO(headers=merged, policy=policy)
@@ -427,7 +430,7 @@ def search_items(
         raise SearchError("give bbox or intersects, not both")
     if bbox is not None:
         w, s, e, n = (float(v) for v in bbox)
-        if not (w < e and s < n and -180 <= w and e <= 180 and -90 <= s and n <= 90):
+        if not (w < e and s < n and w >= -180 and e <= 180 and s >= -90 and n <= 90):
             raise SearchError(f"bbox {bbox} is not a WGS84 (west, south, east, north) box")
     geometry = shapely.geometry.box(*bbox) if bbox is not None else None
     if intersects is not None:

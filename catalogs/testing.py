@@ -155,7 +155,9 @@ def make_item(spec: SceneSpec, *, root: Path, href_base: str | None = None) -> p
     w84 = transform_bounds(spec.crs, "EPSG:4326", left, bottom, right, top, densify_pts=21)
     geometry = {
         "type": "Polygon",
-        "coordinates": [[[w84[0], w84[1]], [w84[2], w84[1]], [w84[2], w84[3]], [w84[0], w84[3]], [w84[0], w84[1]]]],
+        "coordinates": [
+            [[w84[0], w84[1]], [w84[2], w84[1]], [w84[2], w84[3]], [w84[0], w84[3]], [w84[0], w84[1]]]
+        ],
     }
     n_valid = max(1, h * w)
     cloud_cover = 100.0 * float((cloud == CLOUD).sum()) / n_valid
@@ -188,7 +190,9 @@ def make_item(spec: SceneSpec, *, root: Path, href_base: str | None = None) -> p
             extra_fields={"eo:bands": eo_bands},
         ),
     )
-    item.add_asset("cloud_mask", pystac.Asset(href=href(cld_path), media_type=pystac.MediaType.COG, roles=["cloud"]))
+    item.add_asset(
+        "cloud_mask", pystac.Asset(href=href(cld_path), media_type=pystac.MediaType.COG, roles=["cloud"])
+    )
     item.add_asset(
         "label_mask", pystac.Asset(href=href(lbl_path), media_type=pystac.MediaType.COG, roles=["labels"])
     )

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
 from slumwatch.dashboards.formatting import AreaUnit, choose_area_unit
-from slumwatch.dashboards.inputs import YearRow
+from slumwatch.dashboards.inputs import LOW_VALID_FRACTION, YearRow
 from slumwatch.dashboards.maps import SLUM_RGB, rgb_hex
 
 HIGHLIGHT_PERIOD: Final = (2020, 2021)
@@ -31,6 +31,9 @@ FIGURE_SIZE_IN: Final = (9.0, 6.0)
 BAR_WIDTH: Final = 0.38
 FONT_SIZE: Final = 10
 SVG_SALT: Final = "slumwatch-report"
+MAX_YEARLY_TICKS: Final = 16
+"""Up to this many years every year gets a tick label."""
+LOW_VALID_MARKER_SIZE: Final = 11
 
 
 def _values(rows: Sequence[YearRow], attribute: str, unit: AreaUnit) -> np.ndarray:
@@ -48,9 +51,7 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
     """Write the two-panel growth chart for ``rows`` (sorted by year) to ``path`` as SVG."""
     years = np.array([r.year for r in rows], dtype=float)
     area_unit = choose_area_unit(*(r.predicted_area_m2 for r in rows), *(r.true_area_m2 for r in rows))
-    growth_unit = choose_area_unit(
-        *(r.predicted_growth_m2 for r in rows), *(r.true_growth_m2 for r in rows)
-    )
+    growth_unit = choose_area_unit(*(r.predicted_growth_m2 for r in rows), *(r.true_growth_m2 for r in rows))
     predicted = _values(rows, "predicted_area_m2", area_unit)
     truth = _values(rows, "true_area_m2", area_unit)
     predicted_growth = _values(rows, "predicted_growth_m2", growth_unit)
@@ -58,7 +59,7 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
     has_truth = bool(np.isfinite(truth).any())
     has_true_growth = bool(np.isfinite(true_growth).any())
 
-    style = {
+    style: dict[Any, Any] = {
         "svg.fonttype": "none",
         "svg.hashsalt": SVG_SALT,
         "font.size": FONT_SIZE,
@@ -93,6 +94,20 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
         area_ax.plot(years, predicted, color=PREDICTED_COLOUR, marker="o", lw=2, label="Predicted")
         if has_truth:
             area_ax.plot(years, truth, color=TRUE_COLOUR, marker="s", lw=1.6, ls="--", label="Ground truth")
+        low = np.array([r.valid_fraction is not None and r.valid_fraction < LOW_VALID_FRACTION for r in rows])
+        if low.any():
+            area_ax.plot(
+                years[low],
+                predicted[low],
+                ls="none",
+                marker="o",
+                ms=LOW_VALID_MARKER_SIZE,
+                mfc="white",
+                mec=PREDICTED_COLOUR,
+                mew=2,
+                zorder=3,
+                label=f"Fewer than {LOW_VALID_FRACTION:.0%} usable pixels",
+            )
         area_ax.set_ylabel(f"Slum area ({area_unit.symbol})")
         area_ax.set_ylim(bottom=0)
         area_ax.yaxis.set_major_formatter(_number_formatter(area_unit))
@@ -100,18 +115,27 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
 
         offset = BAR_WIDTH / 2 if has_true_growth else 0.0
         growth_ax.bar(
-            years - offset, np.nan_to_num(predicted_growth), width=BAR_WIDTH, color=PREDICTED_COLOUR,
+            years - offset,
+            np.nan_to_num(predicted_growth),
+            width=BAR_WIDTH,
+            color=PREDICTED_COLOUR,
             label="Predicted growth",
         )
         if has_true_growth:
             growth_ax.bar(
-                years + offset, np.nan_to_num(true_growth), width=BAR_WIDTH, color=TRUE_COLOUR,
+                years + offset,
+                np.nan_to_num(true_growth),
+                width=BAR_WIDTH,
+                color=TRUE_COLOUR,
                 label="True growth",
             )
         growth_ax.axhline(0, color=TEXT_COLOUR, linewidth=0.8)
         growth_ax.set_ylabel(f"Growth vs previous year ({growth_unit.symbol})")
         growth_ax.yaxis.set_major_formatter(_number_formatter(growth_unit))
-        growth_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(rows) <= MAX_YEARLY_TICKS:
+            growth_ax.xaxis.set_major_locator(MultipleLocator(1))
+        else:
+            growth_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         growth_ax.set_xlabel("Year")
         growth_ax.legend(loc="upper left", frameon=False, ncols=2)
         if years.size:

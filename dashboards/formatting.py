@@ -42,7 +42,7 @@ def is_missing(value: float | None) -> bool:
 
 def choose_area_unit(*values_m2: float | None) -> AreaUnit:
     """Pick one unit that reads well for all of ``values_m2``: m² below 1 ha, ha below 1 km², else km²."""
-    present = [abs(v) for v in values_m2 if not is_missing(v)]
+    present = [abs(v) for v in values_m2 if v is not None and not is_missing(v)]
     largest = max(present, default=0.0)
     if largest < M2_PER_HA:
         return SQUARE_METRE

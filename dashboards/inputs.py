@@ -43,6 +43,8 @@ MIN_YEAR: Final = 1900
 MAX_YEAR: Final = 2200
 RGB_BANDS: Final = ("red", "green", "blue")
 MAX_LISTED_PROBLEMS: Final = 5
+LOW_VALID_FRACTION: Final = 0.7
+"""Years with a smaller share of usable pixels are flagged: their area is likely underestimated."""
 CONSOLIDATED_WARNING: Final = "Failed to open Zarr store with consolidated metadata"
 
 

@@ -47,6 +47,7 @@ SCALE_FONT_PX: Final = 13
 SCALE_BOX_ALPHA: Final = 210
 NICE_STEPS: Final = (1.0, 2.0, 5.0)
 LUMA_WEIGHTS: Final = (0.299, 0.587, 0.114)
+PNG_COMPRESS_LEVEL: Final = 6
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,7 @@ def _outline(mask: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool_]:
     inner = mask
     for _ in range(width):
         padded = np.pad(inner, 1, mode="edge")
-        inner = (
-            inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-        )
+        inner = inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return mask & ~inner
 
 
@@ -142,7 +141,7 @@ def _finish(pixels: npt.NDArray[np.float32], geometry: MapGeometry, path: Path) 
     if geometry.metres_per_px:
         image = _draw_scale_bar(image, geometry.metres_per_px)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", optimize=True)
+    image.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 

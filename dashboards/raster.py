@@ -94,9 +94,11 @@ def read_downsampled(
             block = reduce(read(slice(y0, y1), slice(x0, x1)), factor)
             if out is None:
                 out = np.empty((*block.shape[:-2], out_h, out_w), dtype=block.dtype)
-            out[..., y0 // factor : y0 // factor + block.shape[-2], x0 // factor : x0 // factor + block.shape[-1]] = (
-                block
-            )
+            out[
+                ...,
+                y0 // factor : y0 // factor + block.shape[-2],
+                x0 // factor : x0 // factor + block.shape[-1],
+            ] = block
     if out is None:
         raise ValueError("empty source")
     return out
@@ -158,13 +160,13 @@ def percentile_stretch(
     Each band maps its ``low_pct``–``high_pct`` percentile range to 0–255 (works for any input
     depth, uint8 or uint16 imagery alike). One band gives a grey image; no-data pixels are mid grey.
     """
-    out = np.empty(bands.shape, dtype=np.float32)
+    out: npt.NDArray[np.float32] = np.empty(bands.shape, dtype=np.float32)
     for i, band in enumerate(bands):
         finite = band[np.isfinite(band)]
         if finite.size == 0:
             out[i] = np.nan
             continue
-        low, high = np.percentile(finite, [low_pct, high_pct])
+        low, high = (float(v) for v in np.percentile(finite, [low_pct, high_pct]))
         span = high - low if high > low else 1.0
         out[i] = np.clip((band - low) / span, 0.0, 1.0) * 255.0
     if out.shape[0] == 1:

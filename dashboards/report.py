@@ -40,6 +40,7 @@ from slumwatch.dashboards.formatting import (
 )
 from slumwatch.dashboards.inputs import (
     GROWTH_CSV,
+    LOW_VALID_FRACTION,
     METRICS_JSON,
     PREDICTIONS_ZARR,
     Metrics,
@@ -74,12 +75,12 @@ INDEX_HTML: Final = "index.html"
 CHART_SVG: Final = "growth.svg"
 MAPS_DIRNAME: Final = "maps"
 TEMPLATE: Final = "report.html"
-LOW_VALID_FRACTION: Final = 0.7
-"""Years with fewer usable pixels than this share are flagged in the table."""
 STALE_MAP_PATTERN: Final = re.compile(r"^(\d{4}|change_\d{4}_\d{4})\.png$")
 MODEL_NAME_KEYS: Final = ("name", "arch", "architecture", "model")
 MODEL_DETAIL_KEYS: Final = ("encoder", "backbone")
 PERCENT: Final = 100.0
+MAX_YEAR_LABELS: Final = 11
+"""The year slider labels at most about this many years."""
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,20 @@ def _delta(first: float | None, last: float | None) -> float | None:
     return last - first
 
 
+def _scalar_text(value: str | int | float | bool) -> str:
+    """Render a metadata value; integers get thousands separators."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def _model_summary(model: Any) -> tuple[str, list[tuple[str, str]]]:
     """Return a one-line model name and the model's scalar details."""
     if isinstance(model, str | int | float) and not isinstance(model, bool):
         return str(model), []
     if not isinstance(model, dict):
         return MISSING, []
-    details = [(str(k), str(v)) for k, v in model.items() if isinstance(v, str | int | float | bool)]
+    details = [(str(k), _scalar_text(v)) for k, v in model.items() if isinstance(v, str | int | float | bool)]
     name = next((str(model[k]) for k in MODEL_NAME_KEYS if isinstance(model.get(k), str)), None)
     extra = next((str(model[k]) for k in MODEL_DETAIL_KEYS if isinstance(model.get(k), str)), None)
     parts = [p for p in (name, extra) if p]
@@ -224,9 +232,8 @@ def _cards(rows: Sequence[YearRow], metrics: Metrics) -> list[Card]:
     if growth_error is None:
         error_detail = "no ground truth for the first and last year"
     else:
-        error_detail = (
-            f"predicted {format_area(pred_growth, signed=True)} vs true {format_area(true_growth, signed=True)}"
-        )
+        shown_pred, shown_true = format_area(pred_growth, signed=True), format_area(true_growth, signed=True)
+        error_detail = f"predicted {shown_pred} vs true {shown_true}"
     cards.append(
         Card(
             label="Growth error vs truth",
@@ -258,8 +265,13 @@ def _cards(rows: Sequence[YearRow], metrics: Metrics) -> list[Card]:
     return cards
 
 
+def _area_unit(rows: Sequence[YearRow]) -> AreaUnit:
+    """One unit for all yearly areas (table, captions)."""
+    return choose_area_unit(*(r.predicted_area_m2 for r in rows), *(r.true_area_m2 for r in rows))
+
+
 def _table(rows: Sequence[YearRow], map_years: set[int]) -> tuple[list[TableRow], AreaUnit, AreaUnit]:
-    area_unit = choose_area_unit(*(r.predicted_area_m2 for r in rows), *(r.true_area_m2 for r in rows))
+    area_unit = _area_unit(rows)
     growth_unit = choose_area_unit(*(r.predicted_growth_m2 for r in rows), *(r.true_growth_m2 for r in rows))
     first, last = HIGHLIGHT_PERIOD
     table: list[TableRow] = []
@@ -269,7 +281,11 @@ def _table(rows: Sequence[YearRow], map_years: set[int]) -> tuple[list[TableRow]
             Cell(format_area(row.predicted_area_m2, unit=area_unit), row.predicted_area_m2, "num"),
             Cell(format_area(row.true_area_m2, unit=area_unit), row.true_area_m2, "num"),
             Cell(format_pct(row.area_error_pct, signed=True), row.area_error_pct, "num"),
-            Cell(format_area(row.predicted_growth_m2, unit=growth_unit, signed=True), row.predicted_growth_m2, "num"),
+            Cell(
+                format_area(row.predicted_growth_m2, unit=growth_unit, signed=True),
+                row.predicted_growth_m2,
+                "num",
+            ),
             Cell(format_area(row.true_growth_m2, unit=growth_unit, signed=True), row.true_growth_m2, "num"),
             Cell(
                 format_fraction_pct(row.valid_fraction),
@@ -279,12 +295,16 @@ def _table(rows: Sequence[YearRow], map_years: set[int]) -> tuple[list[TableRow]
             ),
             Cell(format_score(row.iou), row.iou, "num"),
         ]
-        css = " ".join(c for c in ("period" if first <= row.year <= last else "", "low" if low_valid else "") if c)
+        css = " ".join(
+            c for c in ("period" if first <= row.year <= last else "", "low" if low_valid else "") if c
+        )
         table.append(TableRow(year=row.year, cells=cells, css=css, has_map=row.year in map_years))
     return table, area_unit, growth_unit
 
 
-def _background(cube: RasterStack | None, year: int, factor: int, notes: list[str]) -> npt.NDArray[np.uint8] | None:
+def _background(
+    cube: RasterStack | None, year: int, factor: int, notes: list[str]
+) -> npt.NDArray[np.uint8] | None:
     if cube is None:
         return None
     index = cube.index_of(year)
@@ -313,6 +333,7 @@ def _render_maps(
     resolution_m: float | None,
     maps_dir: Path,
     notes: list[str],
+    area_unit: AreaUnit,
 ) -> MapSet:
     """Render one PNG per prediction year and the change map, reading the rasters window by window."""
     factor = downsample_factor(height=predictions.height, width=predictions.width)
@@ -344,9 +365,11 @@ def _render_maps(
             share = share[::-1, :]
         background = _background(cube, year, cube_factor, notes)
         src = f"{MAPS_DIRNAME}/{year}.png"
-        render_year_map(slum_share=share, background=background, geometry=geometry, path=maps_dir / f"{year}.png")
+        render_year_map(
+            slum_share=share, background=background, geometry=geometry, path=maps_dir / f"{year}.png"
+        )
         row = by_year.get(year)
-        area = format_area(row.predicted_area_m2) if row else MISSING
+        area = format_area(row.predicted_area_m2, unit=area_unit) if row else MISSING
         valid = format_fraction_pct(row.valid_fraction) if row else MISSING
         result.years.append(
             YearMap(
@@ -408,17 +431,26 @@ def _environment() -> Environment:
     )
 
 
-def _run_details(metrics: Metrics, model_details: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+def _run_details(
+    metrics: Metrics, model_details: list[tuple[str, str]]
+) -> list[tuple[str, list[tuple[str, str]]]]:
     groups: list[tuple[str, list[tuple[str, str]]]] = []
     growth = metrics.section("growth")
     growth_items = []
     if "mae_m2" in growth:
-        growth_items.append(("Mean absolute error of yearly area", format_area(metrics.number("growth", "mae_m2"))))
+        growth_items.append(
+            ("Mean absolute error of yearly area", format_area(metrics.number("growth", "mae_m2")))
+        )
     if "mape_pct" in growth:
-        growth_items.append(("Mean absolute % error of yearly area", format_pct(metrics.number("growth", "mape_pct"))))
+        growth_items.append(
+            ("Mean absolute % error of yearly area", format_pct(metrics.number("growth", "mape_pct")))
+        )
     if "total_growth_pred_m2" in growth:
         growth_items.append(
-            ("Total predicted growth", format_m2(metrics.number("growth", "total_growth_pred_m2"), signed=True))
+            (
+                "Total predicted growth",
+                format_m2(metrics.number("growth", "total_growth_pred_m2"), signed=True),
+            )
         )
     if "total_growth_true_m2" in growth:
         growth_items.append(
@@ -477,6 +509,7 @@ def render_report(*, run_dir: Path, out_dir: Path | None = None, title: str | No
     city = metrics.text("city") or run_dir.resolve().name
     resolution_m = metrics.number("resolution_m")
     predictions = open_predictions(run_dir / PREDICTIONS_ZARR, notes=notes)
+    area_unit = _area_unit(rows)
     map_set = MapSet()
     if predictions is not None:
         cube = open_cube(run_dir, metrics.data.get("cube"), notes=notes)
@@ -488,6 +521,7 @@ def render_report(*, run_dir: Path, out_dir: Path | None = None, title: str | No
             resolution_m=resolution_m,
             maps_dir=maps_dir,
             notes=notes,
+            area_unit=area_unit,
         )
         without_map = sorted({r.year for r in rows} - {m.year for m in map_set.years})
         if without_map:
@@ -519,6 +553,7 @@ def render_report(*, run_dir: Path, out_dir: Path | None = None, title: str | No
         "maps": map_set.years,
         "initial_map": map_set.years[-1] if map_set.years else None,
         "map_size": map_set.size,
+        "tick_step": max(1, -(-len(map_set.years) // MAX_YEAR_LABELS)),
         "change": map_set.change,
         "chart_src": chart_path.name,
         "chart_alt": (
@@ -539,7 +574,9 @@ def render_report(*, run_dir: Path, out_dir: Path | None = None, title: str | No
             "cleared": rgb_hex(CLEARED_RGB),
             "stable": rgb_hex(STABLE_RGB),
         },
-        "map_data": [{"year": m.year, "src": m.src, "alt": m.alt, "caption": m.caption} for m in map_set.years],
+        "map_data": [
+            {"year": m.year, "src": m.src, "alt": m.alt, "caption": m.caption} for m in map_set.years
+        ],
         "version": _package_version(),
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -31,6 +31,7 @@ from slumwatch.models.errors import CheckpointError, UnknownModelError
 from slumwatch.models.registry import get_model
 
 MODEL_KWARGS_EXCLUDED = ("weights",)
+CHECKPOINT_FILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def save_checkpoint(
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp_path = Path(tmp_name)
     try:
+        tmp_path.chmod(CHECKPOINT_FILE_MODE)  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()

@@ -17,6 +17,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The raylet waits for the metrics agent; on a loaded 2-core machine that start can take a while.
+os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +52,10 @@ def ray_local() -> Iterator[None]:
     """A local two-CPU Ray cluster shared by the session's Ray tests."""
     import ray
 
+    from slumwatch.actors.cluster import init_local_ray
+
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        init_local_ray(num_cpus=2)
     yield
     ray.shutdown()
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtri
 from shapely.geometry import Polygon, box
 
 from .noise import block_rng
@@ -132,7 +132,7 @@ class Acquisition:
         """Cloud fBm level above which the sky is cloudy (infinite for a clear sky)."""
         if self.cloud_amount <= 0.0:
             return math.inf
-        return float(CLOUD_FIELD_STD * ndtri(1.0 - self.cloud_amount))
+        return CLOUD_FIELD_STD * NormalDist().inv_cdf(1.0 - self.cloud_amount)
 
     def valid(
         self, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], *, width: int, height: int

@@ -34,9 +34,9 @@ import shapely
 from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from .noise import block_rng, hash_key, hash_unit
+from .noise import block_rng, hash_unit
 from .palette import CAR_COLOURS, TREE_COLOURS, Ground, sample_roof_colours
-from .shapes import MAX_ARM, MIN_ARM, SHAPE_TYPES, ShapeType, footprint
+from .shapes import MAX_ARM, MIN_ARM, SHAPE_TYPES, footprints
 from .spec import CALENDAR_END, CALENDAR_START
 
 __all__ = [
@@ -83,11 +83,11 @@ class BlockKind(IntEnum):
 
 
 KIND_WEIGHTS: dict[BlockKind, float] = {
-    BlockKind.FORMAL: 0.34,
+    BlockKind.FORMAL: 0.38,
     BlockKind.COMMERCIAL: 0.12,
-    BlockKind.PARK: 0.09,
-    BlockKind.SLUM: 0.30,
-    BlockKind.OPEN: 0.15,
+    BlockKind.PARK: 0.08,
+    BlockKind.SLUM: 0.31,
+    BlockKind.OPEN: 0.11,
 }
 
 # --- formal buildings ----------------------------------------------------------------------------
@@ -120,11 +120,13 @@ INFORMAL_PITCHED_P = 0.7
 INFORMAL_ANGLE_JITTER_DEG = 3.0
 ROW_ANGLE_JITTER_DEG = 2.5
 #: Gap to the next roof in a row: (probability, min, max) metres; negative = overlap.
-ROOF_GAPS = ((0.6, -0.4, 0.15), (0.28, 0.3, 0.9), (0.12, 1.0, 2.0))
+ROOF_GAPS = ((0.72, -0.5, 0.1), (0.2, 0.3, 0.8), (0.08, 1.0, 1.8))
 #: Gap to the next row: probability of an alley, alley width, otherwise back-to-back.
-ALLEY_P = 0.4
-ALLEY_WIDTH_M = (0.8, 2.2)
-BACK_TO_BACK_M = (-0.4, 0.3)
+ALLEY_P = 0.3
+ALLEY_WIDTH_M = (0.8, 1.8)
+BACK_TO_BACK_M = (-0.5, 0.2)
+#: Depth of a roof relative to its row (roofs are pushed to a random side of the row).
+ROOF_DEPTH_FRACTION = (0.8, 1.0)
 LANES_PER_SLUM = (1, 3)
 LANE_WIDTH_M = (1.5, 2.6)
 LANE_WOBBLE_M = 1.0
@@ -303,7 +305,9 @@ class Buildings:
         """Concatenate several sets in order."""
         if not parts:
             return _empty_buildings()
-        return Buildings(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _BUILDING_FIELDS})
+        return Buildings(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _BUILDING_FIELDS}
+        )
 
 
 _BUILDING_FIELDS = (
@@ -354,7 +358,9 @@ class Trees:
     @property
     def geometry(self) -> npt.NDArray[np.object_]:
         """Canopy polygons."""
-        return shapely.buffer(shapely.points(self.centre), self.radius.astype(np.float64), quad_segs=TREE_QUAD_SEGS)
+        return shapely.buffer(
+            shapely.points(self.centre), self.radius.astype(np.float64), quad_segs=TREE_QUAD_SEGS
+        )
 
     @staticmethod
     def concat(parts: list[Trees]) -> Trees:
@@ -496,7 +502,9 @@ class Block:
 
     def ground_shapes(self, year: int) -> list[tuple[BaseGeometry, int]]:
         """``(geometry, Ground)`` pairs to paint for ``year``, in painting order (after the bases)."""
-        shapes: list[tuple[BaseGeometry, int]] = [(p.geometry, int(p.ground)) for p in self.patches if p.active(year)]
+        shapes: list[tuple[BaseGeometry, int]] = [
+            (p.geometry, int(p.ground)) for p in self.patches if p.active(year)
+        ]
         if self.slum is not None:
             poly = self.slum.polygon(year)
             if poly is not None:
@@ -511,20 +519,29 @@ class Block:
         rng = block_rng(self.seed, "cars", self.i, self.j, year)
         mean_gap = CAR_MEAN_GAP_M[self.kind]
         length, width = CAR_SIZE_M
-        geoms: list[Polygon] = []
+        cu: list[npt.NDArray[np.float64]] = []
+        cv: list[npt.NDArray[np.float64]] = []
+        ang: list[npt.NDArray[np.float64]] = []
         for u0, v0, u1, v1 in self.kerbs:
             edge = math.hypot(u1 - u0, v1 - v0)
             tu, tv = (u1 - u0) / edge, (v1 - v0) / edge
             nu, nv = -tv, tu  # outward normal (kerbs run around the block with the block on the left)
-            pos = rng.exponential(mean_gap)
-            while pos + length < edge:
-                cu = u0 + tu * (pos + length / 2) + nu * (CAR_KERB_OFFSET_M + width / 2)
-                cv = v0 + tv * (pos + length / 2) + nv * (CAR_KERB_OFFSET_M + width / 2)
-                geoms.append(footprint("R", cx=cu, cy=cv, length=length, width=width, angle=math.atan2(tv, tu), arm=MIN_ARM))
-                pos += length + rng.exponential(mean_gap)
-        colours = np.asarray(CAR_COLOURS, dtype=np.float32)[rng.integers(0, len(CAR_COLOURS), size=len(geoms))]
-        scene = self.frame.geoms_to_scene(np.asarray(geoms, dtype=object)) if geoms else np.empty(0, dtype=object)
-        return Cars(geometry=scene, colour=colours.reshape(-1, 4))
+            n_max = int(edge / length) + 1
+            steps = rng.exponential(mean_gap, size=n_max) + np.concatenate([[0.0], np.full(n_max - 1, length)])
+            pos = np.cumsum(steps)
+            pos = pos[pos + length < edge]
+            cu.append(u0 + tu * (pos + length / 2) + nu * (CAR_KERB_OFFSET_M + width / 2))
+            cv.append(v0 + tv * (pos + length / 2) + nv * (CAR_KERB_OFFSET_M + width / 2))
+            ang.append(np.full(pos.size, math.atan2(tv, tu)))
+        cu_all, cv_all, ang_all = np.concatenate(cu), np.concatenate(cv), np.concatenate(ang)
+        n = cu_all.size
+        colours = np.asarray(CAR_COLOURS, dtype=np.float32)[rng.integers(0, len(CAR_COLOURS), size=n)]
+        if n == 0:
+            return Cars(geometry=np.empty(0, dtype=object), colour=colours.reshape(-1, 4))
+        geoms = footprints(
+            np.full(n, "R"), cx=cu_all, cy=cv_all, length=length, width=width, angle=ang_all, arm=MIN_ARM
+        )
+        return Cars(geometry=self.frame.geoms_to_scene(geoms), colour=colours.reshape(-1, 4))
 
 
 def block_id(i: int, j: int) -> int:
@@ -672,6 +689,52 @@ class _Plot:
     year_built: int
 
 
+#: Parameters of one formal building: shape, cx, cy, length, width, angle, arm, year_built, height, pitched.
+_FormalSpec = tuple[str, float, float, float, float, float, float, int, float, bool]
+
+
+@dataclass
+class _Chunk:
+    """Buildings generated together, in the layout frame."""
+
+    geometry: npt.NDArray[np.object_]
+    shape_type: npt.NDArray[np.str_]
+    centre: npt.NDArray[np.float64]
+    angle: npt.NDArray[np.float64]
+    year_built: npt.NDArray[np.int32]
+    year_removed: npt.NDArray[np.int32]
+    informal: npt.NDArray[np.bool_]
+    height: npt.NDArray[np.float32]
+    pitched: npt.NDArray[np.bool_]
+
+    @staticmethod
+    def concat(chunks: list[_Chunk]) -> _Chunk:
+        if not chunks:
+            return _Chunk(
+                geometry=np.empty(0, dtype=object),
+                shape_type=np.empty(0, dtype="<U1"),
+                centre=np.empty((0, 2)),
+                angle=np.empty(0),
+                year_built=np.empty(0, dtype=np.int32),
+                year_removed=np.empty(0, dtype=np.int32),
+                informal=np.empty(0, dtype=bool),
+                height=np.empty(0, dtype=np.float32),
+                pitched=np.empty(0, dtype=bool),
+            )
+        names = (
+            "geometry",
+            "shape_type",
+            "centre",
+            "angle",
+            "year_built",
+            "year_removed",
+            "informal",
+            "height",
+            "pitched",
+        )
+        return _Chunk(**{k: np.concatenate([getattr(c, k) for c in chunks]) for k in names})
+
+
 class _BlockBuilder:
     """Accumulates one block's contents in the layout frame, then converts to the scene frame."""
 
@@ -691,46 +754,12 @@ class _BlockBuilder:
         self.rng = rng
         self.rect = rect
         self.patches: list[tuple[BaseGeometry, Ground, int, int]] = []
-        self.geoms: list[Polygon] = []
-        self.shape_types: list[str] = []
-        self.years_built: list[int] = []
-        self.years_removed: list[int] = []
-        self.informal: list[bool] = []
-        self.heights: list[float] = []
-        self.pitched: list[bool] = []
-        self.angles: list[float] = []
-        self.centres: list[tuple[float, float]] = []
+        self.chunks: list[_Chunk] = []
         self.tree_pts: list[tuple[float, float, float]] = []
         self.slum: Slum | None = None
 
     # -- helpers --------------------------------------------------------------------------------
-    def _add_building(
-        self,
-        shape: ShapeType,
-        *,
-        cx: float,
-        cy: float,
-        length: float,
-        width: float,
-        angle: float,
-        arm: float,
-        year_built: int,
-        year_removed: int,
-        informal: bool,
-        height: float,
-        pitched: bool,
-    ) -> None:
-        self.geoms.append(footprint(shape, cx=cx, cy=cy, length=length, width=width, angle=angle, arm=arm))
-        self.shape_types.append(shape)
-        self.years_built.append(year_built)
-        self.years_removed.append(year_removed)
-        self.informal.append(informal)
-        self.heights.append(height)
-        self.pitched.append(pitched)
-        self.angles.append(angle)
-        self.centres.append((cx, cy))
-
-    def _shape(self, weights: tuple[float, ...]) -> ShapeType:
+    def _shape(self, weights: tuple[float, ...]) -> str:
         return SHAPE_TYPES[_pick(self.rng, weights)]
 
     # -- block kinds ------------------------------------------------------------------------------
@@ -782,16 +811,50 @@ class _BlockBuilder:
                     yb = int(rng.integers(OLD_BUILD_YEARS[0], OLD_BUILD_YEARS[1] + 1))
                 plots.append(_Plot((pu, row_edges[r], pu + w, row_edges[r + 1]), yb))
                 pu += w
-        for plot in plots:
-            self._formal_plot(style, plot, year_from=year_from)
+        specs = [
+            spec
+            for plot in plots
+            if (spec := self._formal_plot(style, plot, year_from=year_from)) is not None
+        ]
+        if specs:
+            cols = list(zip(*specs, strict=True))
+            geoms = footprints(
+                np.asarray(cols[0]),
+                cx=cols[1],
+                cy=cols[2],
+                length=cols[3],
+                width=cols[4],
+                angle=cols[5],
+                arm=cols[6],
+            )
+            n = len(specs)
+            self.chunks.append(
+                _Chunk(
+                    geometry=geoms,
+                    shape_type=np.asarray(cols[0], dtype="<U1"),
+                    centre=np.stack([cols[1], cols[2]], axis=1),
+                    angle=np.asarray(cols[5], dtype=np.float64),
+                    year_built=np.asarray(cols[7], dtype=np.int32),
+                    year_removed=np.full(n, NEVER, dtype=np.int32),
+                    informal=np.zeros(n, dtype=bool),
+                    height=np.asarray(cols[8], dtype=np.float32),
+                    pitched=np.asarray(cols[9], dtype=bool),
+                )
+            )
 
-    def _formal_plot(self, style: BlockKind, plot: _Plot, *, year_from: int) -> None:
+    def _formal_plot(self, style: BlockKind, plot: _Plot, *, year_from: int) -> _FormalSpec | None:
+        """Ground patches and trees of a plot; returns its building's parameters (or ``None``)."""
         rng = self.rng
         pu0, pv0, pu1, pv1 = plot.rect
         yb = plot.year_built
         plot_box = box(pu0, pv0, pu1, pv1)
         r = rng.random()
-        ground = Ground.LAWN if r < LAWN_P[style] else (Ground.PARKING if r < LAWN_P[style] + PARKING_P[style] else Ground.PAVED)
+        if r < LAWN_P[style]:
+            ground = Ground.LAWN
+        elif r < LAWN_P[style] + PARKING_P[style]:
+            ground = Ground.PARKING
+        else:
+            ground = Ground.PAVED
         if yb > year_from:  # built during the calendar: vacant, then a construction site
             if year_from == CALENDAR_START:
                 self.patches.append((plot_box, Ground.VACANT, year_from, yb - CONSTRUCTION_LEAD_YEARS))
@@ -801,30 +864,28 @@ class _BlockBuilder:
         su0, su1, sv0, sv1 = (rng.uniform(lo, hi) for _ in range(4))
         bu0, bu1, bv0, bv1 = pu0 + su0, pu1 - su1, pv0 + sv0, pv1 - sv1
         du, dv = bu1 - bu0, bv1 - bv0
+        n_lo, n_hi = PLOT_TREES[style]
+        self._scatter_trees(plot.rect, int(rng.integers(n_lo, n_hi + 1)), TREE_RADIUS_M)
         if du < MIN_FORMAL_SIDE_M or dv < MIN_FORMAL_SIDE_M:
-            return
+            return None
         shape = self._shape(FORMAL_SHAPE_WEIGHTS)
         along_u = du >= dv
         angle = (0.0 if along_u else math.pi / 2) + rng.uniform(-1, 1) * FORMAL_ANGLE_JITTER_RAD
         if rng.random() < 0.5:
             angle += math.pi  # flip the shape's open side
         length, width = (du, dv) if along_u else (dv, du)
-        self._add_building(
+        return (
             shape,
-            cx=(bu0 + bu1) / 2,
-            cy=(bv0 + bv1) / 2,
-            length=length,
-            width=width,
-            angle=angle,
-            arm=rng.uniform(MIN_ARM, MAX_ARM),
-            year_built=yb,
-            year_removed=NEVER,
-            informal=False,
-            height=rng.uniform(*FORMAL_HEIGHT_M[style]),
-            pitched=bool(rng.random() < FORMAL_PITCHED_P),
+            (bu0 + bu1) / 2,
+            (bv0 + bv1) / 2,
+            length,
+            width,
+            angle,
+            float(rng.uniform(MIN_ARM, MAX_ARM)),
+            yb,
+            float(rng.uniform(*FORMAL_HEIGHT_M[style])),
+            bool(rng.random() < FORMAL_PITCHED_P),
         )
-        n_lo, n_hi = PLOT_TREES[style]
-        self._scatter_trees(plot.rect, int(rng.integers(n_lo, n_hi + 1)), TREE_RADIUS_M)
 
     def _street_trees(self, inner: tuple[float, float, float, float]) -> None:
         rng = self.rng
@@ -844,7 +905,9 @@ class _BlockBuilder:
                 for v in np.arange(iv0 + spacing / 2, iv1 - radius, spacing):
                     self.tree_pts.append((u, float(v), radius * rng.uniform(0.85, 1.15)))
 
-    def _scatter_trees(self, rect: tuple[float, float, float, float], n: int, radius: tuple[float, float]) -> None:
+    def _scatter_trees(
+        self, rect: tuple[float, float, float, float], n: int, radius: tuple[float, float]
+    ) -> None:
         u0, v0, u1, v1 = rect
         for _ in range(n):
             r = self.rng.uniform(*radius)
@@ -871,7 +934,9 @@ class _BlockBuilder:
         before = len(self.tree_pts)
         self._scatter_trees(inner, int(rng.integers(PARK_TREES[0], PARK_TREES[1] + 1)), TREE_RADIUS_M)
         # trees do not stand on the paths
-        kept = [t for t in self.tree_pts[before:] if path_area.distance(shapely.Point(t[0], t[1])) > t[2] * 0.5]
+        kept = [
+            t for t in self.tree_pts[before:] if path_area.distance(shapely.Point(t[0], t[1])) > t[2] * 0.5
+        ]
         self.tree_pts[before:] = kept
 
     def _open(self) -> None:
@@ -919,78 +984,88 @@ class _BlockBuilder:
         self._scatter_trees(self.rect, int(rng.integers(SLUM_TREES[0], SLUM_TREES[1] + 1)), TREE_RADIUS_M)
 
     def _pack_informal(self, slum: Slum, buildable: Polygon) -> None:
-        """Dense rows of small roofs, abutting or overlapping, split by narrow irregular alleys."""
+        """Dense rows of small roofs, abutting or overlapping, split by narrow irregular alleys.
+
+        Rows of roofs run across the block at a slum-specific angle; the gap after each roof
+        is drawn from :data:`ROOF_GAPS` (mostly abutting or overlapping), rows are separated
+        by back-to-back contact or narrow alleys, and a few lanes cut across the rows.
+        """
         rng = self.rng
         u0, v0, u1, v1 = buildable.bounds
-        bc = np.array([(u0 + u1) / 2, (v0 + v1) / 2])
+        bu, bv = (u0 + u1) / 2, (v0 + v1) / 2
         reach = 0.5 * math.hypot(u1 - u0, v1 - v0)
         base_angle = rng.uniform(-math.pi / 4, math.pi / 4)
-        lanes = np.sort(rng.uniform(-reach, reach, size=int(rng.integers(LANES_PER_SLUM[0], LANES_PER_SLUM[1] + 1))))
+        lanes = rng.uniform(-reach, reach, size=int(rng.integers(LANES_PER_SLUM[0], LANES_PER_SLUM[1] + 1)))
         lane_widths = rng.uniform(*LANE_WIDTH_M, size=lanes.size)
-        gap_p = tuple(g[0] for g in ROOF_GAPS)
-        cand: list[tuple[ShapeType, float, float, float, float, float, float, float, bool]] = []
+        gap_p = np.cumsum([g[0] for g in ROOF_GAPS])
+        gap_lo = np.asarray([g[1] for g in ROOF_GAPS])
+        gap_hi = np.asarray([g[2] for g in ROOF_GAPS])
+        per_row = int(2 * reach / INFORMAL_SIDE_M[0]) + 2
+        parts: list[tuple[npt.NDArray[np.float64], ...]] = []
         s = -reach
         while s < reach:
             depth = rng.uniform(*INFORMAL_SIDE_M)
             row_angle = base_angle + math.radians(rng.normal(0, ROW_ANGLE_JITTER_DEG))
+            lane_lo = lanes + rng.uniform(-LANE_WOBBLE_M, LANE_WOBBLE_M, size=lanes.size)
+            lane_hi = lane_lo + lane_widths
+            w = rng.uniform(*INFORMAL_SIDE_M, size=per_row)
+            kind = np.minimum(
+                np.searchsorted(gap_p, rng.random(per_row) * gap_p[-1], side="right"), len(ROOF_GAPS) - 1
+            )
+            gap = rng.uniform(gap_lo[kind], gap_hi[kind])
+            t = -reach + rng.uniform(0, 3) + np.concatenate([[0.0], np.cumsum(w + gap)[:-1]])
+            d = depth * rng.uniform(*ROOF_DEPTH_FRACTION, size=per_row)
+            side = np.where(rng.random(per_row) < 0.5, -1.0, 1.0)
+            across = s + depth / 2 + side * (depth - d) / 2 + rng.uniform(-0.2, 0.2, size=per_row)
+            jitter = np.radians(rng.normal(0, INFORMAL_ANGLE_JITTER_DEG, size=per_row))
+            flip = rng.random(per_row) < 0.5
+            keep = (t < reach) & ~((t[:, None] < lane_hi) & (t[:, None] + w[:, None] > lane_lo)).any(axis=1)
             ca, sa = math.cos(row_angle), math.sin(row_angle)
-            wobble = rng.uniform(-LANE_WOBBLE_M, LANE_WOBBLE_M, size=lanes.size)
-            t = -reach + rng.uniform(0, 3)
-            while t < reach:
-                w = rng.uniform(*INFORMAL_SIDE_M)
-                hit = np.nonzero((t < lanes + wobble + lane_widths) & (t + w > lanes + wobble))[0]
-                if hit.size:
-                    t = float((lanes + wobble + lane_widths)[hit].max())
-                    continue
-                d = depth * rng.uniform(0.7, 1.0)
-                shape = self._shape(INFORMAL_SHAPE_WEIGHTS)
-                local = np.array([t + w / 2, s + depth / 2 + rng.uniform(-0.3, 0.3)])
-                centre = bc + np.array([ca * local[0] - sa * local[1], sa * local[0] + ca * local[1]])
-                along = w >= d
-                angle = row_angle + (0.0 if along else math.pi / 2) + math.radians(rng.normal(0, INFORMAL_ANGLE_JITTER_DEG))
-                if rng.random() < 0.5:
-                    angle += math.pi
-                length, width = (w, d) if along else (d, w)
-                cand.append(
-                    (
-                        shape,
-                        float(centre[0]),
-                        float(centre[1]),
-                        length,
-                        width,
-                        angle,
-                        float(rng.uniform(MIN_ARM, MAX_ARM)),
-                        float(rng.uniform(*INFORMAL_HEIGHT_M)),
-                        bool(rng.random() < INFORMAL_PITCHED_P),
-                    )
+            along_t = t + w / 2
+            along = w >= d
+            angle = row_angle + np.where(along, 0.0, math.pi / 2) + jitter + np.where(flip, math.pi, 0.0)
+            parts.append(
+                (
+                    (bu + ca * along_t - sa * across)[keep],
+                    (bv + sa * along_t + ca * across)[keep],
+                    np.where(along, w, d)[keep],
+                    np.where(along, d, w)[keep],
+                    angle[keep],
                 )
-                g = ROOF_GAPS[_pick(rng, gap_p)]
-                t += w + rng.uniform(g[1], g[2])
-            s += depth + (rng.uniform(*ALLEY_WIDTH_M) if rng.random() < ALLEY_P else rng.uniform(*BACK_TO_BACK_M))
-        if not cand:
+            )
+            s += depth + (
+                rng.uniform(*ALLEY_WIDTH_M) if rng.random() < ALLEY_P else rng.uniform(*BACK_TO_BACK_M)
+            )
+        cu, cv, length, width, angle = (np.concatenate([p[k] for p in parts]) for k in range(5))
+        n = cu.size
+        if n == 0:
             return
-        geoms = np.asarray(
-            [footprint(c[0], cx=c[1], cy=c[2], length=c[3], width=c[4], angle=c[5], arm=c[6]) for c in cand],
-            dtype=object,
+        shape_p = np.cumsum(INFORMAL_SHAPE_WEIGHTS)
+        shape_idx = np.minimum(
+            np.searchsorted(shape_p, rng.random(n) * shape_p[-1], side="right"), len(SHAPE_TYPES) - 1
         )
+        types = np.asarray(SHAPE_TYPES, dtype="<U1")[shape_idx]
+        arm = rng.uniform(MIN_ARM, MAX_ARM, size=n)
+        height = rng.uniform(*INFORMAL_HEIGHT_M, size=n)
+        pitched = rng.random(n) < INFORMAL_PITCHED_P
+        geoms = footprints(types, cx=cu, cy=cv, length=length, width=width, angle=angle, arm=arm)
         inside = shapely.contains(buildable, geoms)
         years = _first_contained_year(slum, geoms, inside)
-        for k in np.nonzero(years > 0)[0]:
-            c = cand[int(k)]
-            self._add_building(
-                c[0],
-                cx=c[1],
-                cy=c[2],
-                length=c[3],
-                width=c[4],
-                angle=c[5],
-                arm=c[6],
-                year_built=int(years[k]),
-                year_removed=slum.clear_year if slum.clear_year is not None else NEVER,
-                informal=True,
-                height=c[7],
-                pitched=c[8],
+        built = np.nonzero(years > 0)[0]
+        removed = slum.clear_year if slum.clear_year is not None else NEVER
+        self.chunks.append(
+            _Chunk(
+                geometry=geoms[built],
+                shape_type=types[built],
+                centre=np.stack([cu[built], cv[built]], axis=1),
+                angle=angle[built],
+                year_built=years[built].astype(np.int32),
+                year_removed=np.full(built.size, removed, dtype=np.int32),
+                informal=np.ones(built.size, dtype=bool),
+                height=height[built].astype(np.float32),
+                pitched=pitched[built],
             )
+        )
 
     def _markings(self) -> None:
         """Dashed centre lines on the arterial roads west and north of the block."""
@@ -1011,30 +1086,30 @@ class _BlockBuilder:
     def _finish(self, base: Ground) -> Block:
         frame = self.layout.frame
         rng = self.rng
-        n = len(self.geoms)
+        chunk = _Chunk.concat(self.chunks)
+        n = chunk.geometry.size
         bid = block_id(self.i, self.j)
         if n >= 1 << _ID_LOCAL_BITS:
             raise RuntimeError(f"block ({self.i}, {self.j}) has too many buildings ({n})")
-        informal = np.asarray(self.informal, dtype=bool)
+        informal = chunk.informal
         roof = np.zeros((n, 4), dtype=np.float32)
         if informal.any():
             roof[informal] = sample_roof_colours(rng, int(informal.sum()), informal=True)
         if (~informal).any():
             roof[~informal] = sample_roof_colours(rng, int((~informal).sum()), informal=False)
-        layout_geoms = np.asarray(self.geoms, dtype=object)
-        centres = frame.to_scene(np.asarray(self.centres, dtype=np.float64).reshape(-1, 2))
+        layout_geoms = chunk.geometry
         buildings = Buildings(
             geometry=frame.geoms_to_scene(layout_geoms) if n else np.empty(0, dtype=object),
             building_id=(np.int64(bid) << _ID_LOCAL_BITS) + np.arange(n, dtype=np.int64),
-            shape_type=np.asarray(self.shape_types, dtype="<U1"),
-            year_built=np.asarray(self.years_built, dtype=np.int32),
-            year_removed=np.asarray(self.years_removed, dtype=np.int32),
+            shape_type=chunk.shape_type,
+            year_built=chunk.year_built,
+            year_removed=chunk.year_removed,
             informal=informal,
-            height=np.asarray(self.heights, dtype=np.float32),
+            height=chunk.height,
             roof=roof,
-            pitched=np.asarray(self.pitched, dtype=bool),
-            angle=(np.asarray(self.angles, dtype=np.float64) + frame.angle).astype(np.float32),
-            centre=centres,
+            pitched=chunk.pitched,
+            angle=(chunk.angle + frame.angle).astype(np.float32),
+            centre=frame.to_scene(chunk.centre),
             slum_id=np.where(informal, bid, -1).astype(np.int64),
         )
         trees = self._trees(layout_geoms)
@@ -1083,7 +1158,9 @@ class _BlockBuilder:
         )
 
 
-def _first_contained_year(slum: Slum, geoms: npt.NDArray[np.object_], eligible: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+def _first_contained_year(
+    slum: Slum, geoms: npt.NDArray[np.object_], eligible: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int32]:
     """First calendar year whose slum polygon contains each footprint (0 = never).
 
     A radial bound on the footprint vertices gives a candidate year (the polygon is a

@@ -31,7 +31,6 @@ _ROW_PRIME = 0xD6E8FEB86659FD93
 _COL_PRIME = 0xA0761D6478BD642F
 #: Offset that makes signed block indices non-negative for :class:`numpy.random.SeedSequence`.
 _INDEX_OFFSET = 1 << 31
-_U32 = float(1 << 32)
 _U53 = float(1 << 53)
 #: sqrt(6): scales the sum of two uniforms to unit variance.
 _TRIANGULAR_SCALE = 6.0**0.5
@@ -93,9 +92,9 @@ def pixel_normal(
     The spare bits (0-15) dither the low bits of 16-bit output.
     """
     h = _hash_grid(key, rows, cols)
-    u1 = (h & np.uint64(0xFFFFFFFF)).astype(np.float64) / _U32
-    u2 = ((h >> np.uint64(32)) & np.uint64(0x0FFFFFFF)).astype(np.float64) / float(1 << 28)
-    normal = ((u1 + u2 - 1.0) * _TRIANGULAR_SCALE).astype(np.float32)
+    low = np.uint64(0xFFFFFF)
+    total = ((h & low) + ((h >> np.uint64(24)) & low)).astype(np.float32)
+    normal = (total * np.float32(_TRIANGULAR_SCALE / (1 << 24)) - np.float32(_TRIANGULAR_SCALE)).astype(np.float32)
     spare = (h >> np.uint64(60)).astype(np.uint8)
     return normal, spare
 
@@ -122,19 +121,15 @@ def value_noise(
     lat_cols = np.arange(x0, int(ix.max()) + 2, dtype=np.int64)
     lat_rows = np.arange(y0, int(iy.max()) + 2, dtype=np.int64)
     h = _hash_grid(key, lat_rows, lat_cols)
-    lattice = ((h >> np.uint64(40)).astype(np.float32) * np.float32(2.0 / (1 << 24)) - np.float32(1.0)).astype(
-        np.float32
-    )
+    lattice = (
+        (h >> np.uint64(40)).astype(np.float32) * np.float32(2.0 / (1 << 24)) - np.float32(1.0)
+    ).astype(np.float32)
     cx = ix - x0
     cy = iy - y0
-    top = lattice[cy]
-    bottom = lattice[cy + 1]
-    v00 = top[:, cx]
-    v01 = top[:, cx + 1]
-    v10 = bottom[:, cx]
-    v11 = bottom[:, cx + 1]
-    upper = v00 + (v01 - v00) * sx
-    lower = v10 + (v11 - v10) * sx
+    # interpolate along x on the (few) lattice rows first, then along y: separable and cheap
+    along_x = lattice[:, cx] + (lattice[:, cx + 1] - lattice[:, cx]) * sx
+    upper = along_x[cy]
+    lower = along_x[cy + 1]
     return (upper + (lower - upper) * sy).astype(np.float32, copy=False)
 
 

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         ),
         title: str | None = typer.Option(None, "--title", help="Page title (default: from the city name)."),
     ) -> None:
-        """Write a static HTML report (maps, growth chart, per-year table) and print the path of index.html."""
+        """Write a static HTML report of a run (maps, growth chart, table); print the path of index.html."""
         from slumwatch.dashboards import ReportError, render_report
 
         try:

@@ -5,25 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalog_fixtures import scene
 
-from slumwatch.catalogs.cube import GridSpec
-from slumwatch.catalogs.testing import SceneSpec, make_static_catalog
-
-#: Fixture grid: 128 x 96 px at 0.6 m, upper-left at (500000.4, 2100000) in UTM 43N (on the 0.6 m lattice).
-ORIGIN = (500_000.4, 2_100_000.2)
-RES = 0.6
-SHAPE = (96, 128)
-NATIVE_BBOX = (ORIGIN[0], ORIGIN[1] - SHAPE[0] * RES, ORIGIN[0] + SHAPE[1] * RES, ORIGIN[1])
-
-
-def scene(year: int, **kw: object) -> SceneSpec:
-    """A fixture scene on the common grid."""
-    return SceneSpec(year=year, origin=ORIGIN, resolution=RES, shape=SHAPE, **kw)  # type: ignore[arg-type]
-
-
-def native_grid(**kw: object) -> GridSpec:
-    """The cube grid equal to the fixture scenes' grid."""
-    return GridSpec(bbox=NATIVE_BBOX, bbox_crs="EPSG:32643", resolution=RES, **kw)  # type: ignore[arg-type]
+from slumwatch.catalogs.testing import make_static_catalog
 
 
 @pytest.fixture(scope="session")

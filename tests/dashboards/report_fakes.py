@@ -98,10 +98,16 @@ def write_cube(path: Path, imagery: np.ndarray, *, years: tuple[int, ...]) -> No
     times = pd.to_datetime([f"{y}-06-15" for y in years])
     dataset = xr.Dataset(
         {"imagery": (("time", "band", "y", "x"), imagery)},
-        coords={"time": times, "band": np.array(BANDS, dtype=object), **_coords(imagery.shape[2], imagery.shape[3])},
+        coords={
+            "time": times,
+            "band": np.array(BANDS, dtype=object),
+            **_coords(imagery.shape[2], imagery.shape[3]),
+        },
     )
     chunks = (1, imagery.shape[1], 32, 32)
-    dataset.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding={"imagery": {"chunks": chunks}})
+    dataset.to_zarr(
+        path, mode="w", zarr_format=3, consolidated=False, encoding={"imagery": {"chunks": chunks}}
+    )
 
 
 def make_run(

@@ -165,8 +165,12 @@ def test_missing_and_unreadable_weight_files(tmp_path: Path) -> None:
 def test_weights_from_a_slumwatch_checkpoint(tmp_path: Path) -> None:
     source = get_model(SMALL)
     path = save_checkpoint(
-        tmp_path / "ckpt.pt", model=source, model_name=SMALL, model_kwargs=source.model_kwargs,
-        normalization={}, metadata={},
+        tmp_path / "ckpt.pt",
+        model=source,
+        model_name=SMALL,
+        model_kwargs=source.model_kwargs,
+        normalization={},
+        metadata={},
     )
     model = get_model(SMALL, weights=path)
     for name, value in model.state_dict().items():
