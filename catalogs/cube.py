@@ -127,7 +127,8 @@ class GridSpec:
 
     Attributes:
         bbox: ``(west, south, east, north)`` in ``bbox_crs`` (WGS84 by default). With neither
-            ``bbox`` nor ``aoi`` the union of the items' footprints is used.
+            ``bbox`` nor ``aoi`` the union of the items' footprints is used: their exact native
+            bounds (``proj:transform``/``proj:shape``) when they share one CRS, else their WGS84 bboxes.
         aoi: A GeoJSON geometry (WGS84) whose bounds define the grid.
         crs: Output CRS; ``None`` = the UTM zone of the AOI centre.
         resolution: Pixel size in CRS units (metres).
@@ -187,6 +188,38 @@ def _items_wgs84_bounds(items: Sequence[pystac.Item]) -> tuple[float, float, flo
     return float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()), float(arr[:, 3].max())
 
 
+def _items_native_bounds(
+    items: Sequence[pystac.Item], crs: str | None
+) -> tuple[str, tuple[float, float, float, float]] | None:
+    """Union of the items' exact footprints from ``proj:transform``/``proj:shape`` when they share
+    one CRS (and it is ``crs`` when given); ``None`` otherwise."""
+    codes = {_declared_crs(it) for it in items}
+    if len(codes) != 1 or None in codes:
+        return None
+    code = codes.pop()
+    assert code is not None
+    if crs is not None and CRS.from_user_input(crs) != CRS.from_user_input(code):
+        return None
+    boxes = []
+    for it in items:
+        tr, shape = it.properties.get("proj:transform"), it.properties.get("proj:shape")
+        if not tr or not shape or len(tr) < 6:
+            return None
+        a = Affine(*[float(v) for v in tr[:6]])
+        if a.b != 0 or a.d != 0:
+            return None
+        x0, y0 = a.c, a.f
+        x1, y1 = a.c + a.a * shape[1], a.f + a.e * shape[0]
+        boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    arr = np.asarray(boxes, dtype=float)
+    return code, (
+        float(arr[:, 0].min()),
+        float(arr[:, 1].min()),
+        float(arr[:, 2].max()),
+        float(arr[:, 3].max()),
+    )
+
+
 def resolve_geobox(grid: GridSpec, items: Sequence[pystac.Item] = ()) -> GeoBox:
     """The pixel grid of ``grid``: CRS, snapped bounds (multiples of the resolution), shape."""
     if grid.aoi is not None:
@@ -196,8 +229,22 @@ def resolve_geobox(grid: GridSpec, items: Sequence[pystac.Item] = ()) -> GeoBox:
         src_bounds = tuple(float(v) for v in grid.bbox)
         src_crs = grid.bbox_crs
     else:
-        src_bounds = _items_wgs84_bounds(items)
-        src_crs = "EPSG:4326"
+        native = _items_native_bounds(items, grid.crs)
+        if native is not None:
+            src_crs, src_bounds = native
+        else:
+            src_bounds = _items_wgs84_bounds(items)
+            src_crs = "EPSG:4326"
+    if grid.crs is None and src_crs != "EPSG:4326":
+        grid = GridSpec(
+            bbox=grid.bbox,
+            aoi=grid.aoi,
+            crs=src_crs,
+            resolution=grid.resolution,
+            resampling=grid.resampling,
+            nodata=grid.nodata,
+            bbox_crs=grid.bbox_crs,
+        )
     if grid.crs is not None:
         crs = grid.crs
     else:

@@ -231,71 +231,76 @@ class OdcStacReader:
             raise classify_read_error(err, href=href, context="probing header") from err
 
     def read_window(self, request: WindowRequest) -> WindowData:
-        """Load the request's items band-stacked onto its geobox with odc-stac."""
-        import odc.stac
+        """Load the request's items band-stacked onto its geobox with odc-stac.
 
+        Imagery and cloud mask come from one ``odc.stac.load`` call when every item has the
+        mask (dtype/nodata per band from the ``raster:bands`` that :func:`annotate_item` set).
+        """
         items = list(request.items)
-        image_hrefs = [it.assets[request.asset].href for it in items]
         bands = [f"{request.asset}.{i}" for i in request.band_indices]
         context = f"year {request.year}, window {request.window_id}"
         h, w = request.geobox.shape.yx
-        try:
-            ds = odc.stac.load(
-                items,
-                bands=bands,
-                geobox=request.geobox,
-                groupby=_by_position,
-                resampling=request.resampling,
-                dtype=request.dtype,
-                nodata=request.nodata,
-                pool=self.threads if self.threads > 1 else None,
-                preserve_original_order=True,
-                fail_on_error=True,
-            )
-            image = np.stack([ds[b].values for b in bands], axis=1)
-        except Exception as err:
-            raise classify_read_error(err, href=image_hrefs, context=context) from err
-        image = _reorder(image, ds, len(items))
+        mask_key = request.mask_asset
+        with_mask = [i for i, it in enumerate(items) if mask_key is not None and mask_key in it.assets]
+        joint = mask_key is not None and len(with_mask) == len(items)
+        load_bands = [*bands, mask_key] if joint and mask_key is not None else bands
+        hrefs = [it.assets[k].href for it in items for k in (request.asset, mask_key) if k and k in it.assets]
+        ds = self._load(items, load_bands, request, hrefs=hrefs, context=context)
+        image = np.stack([ds[b].values for b in bands], axis=1)
         if image.shape != (len(items), len(bands), h, w):
             raise AssetReadError(
                 f"odc-stac returned shape {image.shape} for {context}, "
                 f"expected {(len(items), len(bands), h, w)}",
-                href=", ".join(image_hrefs),
+                href=", ".join(hrefs),
             )
-        mask: np.ndarray | None = None
-        if request.mask_asset is not None:
-            mask = np.full((len(items), h, w), CLEAR, dtype="uint8")
-            with_mask = [i for i, it in enumerate(items) if request.mask_asset in it.assets]
-            if with_mask:
-                mask_items = [items[i] for i in with_mask]
-                mask_hrefs = [it.assets[request.mask_asset].href for it in mask_items]
-                try:
-                    mds = odc.stac.load(
-                        mask_items,
-                        bands=[request.mask_asset],
-                        geobox=request.geobox,
-                        groupby=_by_position,
-                        resampling="nearest",
-                        dtype="uint8",
-                        nodata=MASK_FILL,
-                        pool=self.threads if self.threads > 1 else None,
-                        preserve_original_order=True,
-                        fail_on_error=True,
-                    )
-                    loaded = _reorder(mds[request.mask_asset].values[:, None], mds, len(mask_items))[:, 0]
-                except Exception as err:
-                    raise classify_read_error(err, href=mask_hrefs, context=context) from err
-                mask[with_mask] = loaded
+        if mask_key is None:
+            return WindowData(image=image, mask=None)
+        if joint:
+            return WindowData(image=image, mask=np.asarray(ds[mask_key].values, dtype="uint8"))
+        mask = np.full((len(items), h, w), CLEAR, dtype="uint8")
+        if with_mask:
+            mask_items = [items[i] for i in with_mask]
+            mhrefs = [it.assets[mask_key].href for it in mask_items]
+            mds = self._load(mask_items, [mask_key], request, hrefs=mhrefs, context=context)
+            mask[with_mask] = np.asarray(mds[mask_key].values, dtype="uint8")
         return WindowData(image=image, mask=mask)
+
+    def _load(
+        self,
+        items: Sequence[pystac.Item],
+        bands: Sequence[str],
+        request: WindowRequest,
+        *,
+        hrefs: Sequence[str],
+        context: str,
+    ) -> Any:
+        import odc.stac
+
+        resampling = {"*": request.resampling}
+        if request.mask_asset is not None:
+            resampling[request.mask_asset] = "nearest"
+        try:
+            ds = odc.stac.load(
+                list(items),
+                bands=list(bands),
+                geobox=request.geobox,
+                groupby=_by_position,
+                resampling=resampling,
+                pool=self.threads if self.threads > 1 else None,
+                preserve_original_order=True,
+                fail_on_error=True,
+            )
+            ds.load()
+        except Exception as err:
+            raise classify_read_error(err, href=list(hrefs), context=context) from err
+        if ds.sizes.get("time") != len(items):
+            raise AssetReadError(
+                f"odc-stac grouped {len(items)} items into {ds.sizes.get('time')} slices ({context})",
+                href=", ".join(hrefs),
+            )
+        return ds
 
 
 def _by_position(item: pystac.Item, parsed: Any, idx: int) -> str:
     """odc-stac groupby: one output slice per input item, keyed (and sorted) by its position."""
     return f"{idx:08d}"
-
-
-def _reorder(array: np.ndarray, ds: Any, n: int) -> np.ndarray:
-    """Guard that odc-stac kept one slice per item, in input order."""
-    if array.shape[0] != n:
-        raise AssetReadError(f"odc-stac grouped {n} items into {array.shape[0]} slices")
-    return array

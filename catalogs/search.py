@@ -84,6 +84,7 @@ class HttpPolicy:
         connect_timeout: TCP connect timeout in seconds.
         read_timeout: Socket read timeout in seconds.
         max_pages: Most ``next`` pages followed per search.
+        page_size: Items per page asked from an API.
     """
 
     retries: int = 4
@@ -92,6 +93,7 @@ class HttpPolicy:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_pages: int = 1000
+    page_size: int = PAGE_SIZE
 
 
 class _CappedRetry(Retry):
@@ -132,6 +134,22 @@ class GuardedStacApiIO(StacApiIO):
             headers=dict(headers or {}),
             timeout=(self.policy.connect_timeout, self.policy.read_timeout),
             max_retries=_retry_for(self.policy),
+        )
+
+    def update(
+        self,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        request_modifier: Any = None,
+        timeout: Any = None,
+    ) -> None:
+        """Like ``StacApiIO.update`` but keeps the policy's timeouts (``Client.open`` passes ``None``)."""
+        default = (self.policy.connect_timeout, self.policy.read_timeout)
+        super().update(
+            headers=headers,
+            parameters=parameters,
+            request_modifier=request_modifier,
+            timeout=timeout if timeout is not None else default,
         )
 
     def request(
@@ -443,6 +461,7 @@ def search_items(
         collections=frozenset(collections) if collections is not None else None,
         max_cloud_cover=max_cloud_cover,
     )
+    policy = policy or HttpPolicy()
     stac_io = open_stac_io(headers=headers, policy=policy)
     if _is_static(catalog):
         found = _search_static(catalog, flt, stac_io=stac_io, limit=limit)
@@ -457,6 +476,7 @@ def search_items(
             datetime=datetime,
             collections=collections,
             limit=limit,
+            page_size=policy.page_size,
         )
         where = "STAC API"
     found.sort(key=lambda it: (item_interval(it)[0], it.id))
@@ -500,6 +520,9 @@ def _search_static(
     out: list[pystac.Item] = []
     for item in candidates:
         if flt.accepts(item):
+            # Relative asset hrefs only mean something next to the item's JSON: resolve them now,
+            # so readers (and items passed between processes) find the files.
+            item.make_asset_hrefs_absolute()
             out.append(item)
             if limit is not None and len(out) >= limit and flt.geometry is None:
                 break
@@ -516,6 +539,7 @@ def _search_api(
     datetime: str,
     collections: Sequence[str] | None,
     limit: int | None,
+    page_size: int,
 ) -> list[pystac.Item]:
     try:
         client = Client.open(url, stac_io=stac_io)
@@ -531,7 +555,7 @@ def _search_api(
         "intersects": intersects,
         "datetime": datetime,
         "collections": list(collections) if collections is not None else None,
-        "limit": min(PAGE_SIZE, limit) if limit else PAGE_SIZE,
+        "limit": min(page_size, limit) if limit else page_size,
         "max_items": limit,
     }
     if flt.max_cloud_cover is not None:

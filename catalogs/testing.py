@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pystac
@@ -23,6 +24,8 @@ from rasterio.warp import transform_bounds
 
 __all__ = [
     "COMMON_NAMES",
+    "FaultPlan",
+    "LoopbackServer",
     "SceneSpec",
     "make_item",
     "make_static_catalog",
@@ -220,3 +223,210 @@ def make_static_catalog(
 def _union_bbox(boxes: Sequence[Sequence[float]]) -> list[float]:
     arr = np.asarray(boxes, dtype=float)
     return [float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()), float(arr[:, 3].max())]
+
+
+# --------------------------------------------------------------------------- loopback servers with faults
+
+
+class FaultPlan:
+    """Faults a :class:`LoopbackServer` injects, consumed in order per path prefix.
+
+    Actions: ``"status:<code>"`` (429 answers carry ``Retry-After: 1``), ``"hang:<seconds>"``
+    (sleep, then serve normally), ``"loop"`` (answer a JSON page whose ``next`` link points back
+    at the same request, forever), ``"truncate:<fraction>"`` (send only part of a file).
+    Add ``"*"`` as count to repeat an action forever.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._rules: list[tuple[str, list[str], bool]] = []
+        self.requests: list[tuple[str, str, int]] = []
+        self.headers: list[dict[str, str]] = []
+
+    def add(self, prefix: str, *actions: str, forever: bool = False) -> FaultPlan:
+        """Queue ``actions`` for requests whose path starts with ``prefix``."""
+        with self._lock:
+            self._rules.append((prefix, list(actions), forever))
+        return self
+
+    def take(self, path: str) -> str | None:
+        """The next action for ``path`` (consumed unless the rule is ``forever``)."""
+        with self._lock:
+            for prefix, actions, forever in self._rules:
+                if path.startswith(prefix) and actions:
+                    return actions[0] if forever else actions.pop(0)
+        return None
+
+    def record(self, method: str, path: str, status: int, headers: dict[str, str] | None = None) -> None:
+        """Log one answered request (and its request headers)."""
+        with self._lock:
+            self.requests.append((method, path, status))
+            self.headers.append(dict(headers or {}))
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 serving files (with Range support) or proxying an upstream.
+
+    Use as a context manager; ``url`` is its base URL. Faults come from ``plan``.
+
+    Args:
+        root: Folder to serve (file mode).
+        upstream: Base URL to forward every request to (proxy mode).
+        plan: Faults to inject.
+    """
+
+    def __init__(
+        self, *, root: Path | None = None, upstream: str | None = None, plan: FaultPlan | None = None
+    ) -> None:
+        if (root is None) == (upstream is None):
+            raise ValueError("give root or upstream")
+        self.root = root
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.plan = plan or FaultPlan()
+        self._server: object | None = None
+        self.url = ""
+
+    def __enter__(self) -> LoopbackServer:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, name=f"loopback-{self.url}", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        server = self._server
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
+            server.server_close()  # type: ignore[attr-defined]
+
+
+def _make_handler(owner: LoopbackServer) -> type:
+    import json as _json
+    import time
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            return
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            owner.plan.record(self.command, self.path, status, dict(self.headers.items()))
+
+        def _fault(self) -> str | None:
+            action = owner.plan.take(self.path)
+            if action is None:
+                return None
+            kind, _, arg = action.partition(":")
+            if kind == "status":
+                code = int(arg)
+                headers = {"Content-Type": "application/json"}
+                if code == 429:
+                    headers["Retry-After"] = "1"
+                self._send(code, _json.dumps({"code": code, "description": "injected"}).encode(), headers)
+                return "done"
+            if kind == "hang":
+                time.sleep(float(arg))
+                return None
+            return action
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(length) if length else None  # always drain: keep-alive
+            action = self._fault()
+            if action == "done":
+                return
+            if owner.upstream is not None:
+                self._proxy(action)
+            else:
+                self._file(action)
+
+        def do_GET(self) -> None:
+            self._handle()
+
+        def do_POST(self) -> None:
+            self._handle()
+
+        def do_HEAD(self) -> None:
+            self._handle()
+
+        def _proxy(self, action: str | None) -> None:
+            body = self._body
+            if action == "loop":
+                page: dict[str, Any] = {
+                    "type": "FeatureCollection",
+                    "features": [],
+                    "links": [{"rel": "next", "href": f"{owner.url}{self.path}", "method": self.command}],
+                }
+                upstream = urllib.request.Request(
+                    f"{owner.upstream}{self.path}", data=body, method=self.command
+                )
+                for k in ("Content-Type", "Accept"):
+                    if self.headers.get(k):
+                        upstream.add_header(k, self.headers[k])
+                with urllib.request.urlopen(upstream, timeout=30) as resp:
+                    page["features"] = _json.loads(resp.read()).get("features", [])[:1]
+                if body:
+                    page["links"][0]["body"] = _json.loads(body)
+                self._send(200, _json.dumps(page).encode(), {"Content-Type": "application/geo+json"})
+                return
+            req = urllib.request.Request(f"{owner.upstream}{self.path}", data=body, method=self.command)
+            for k, v in self.headers.items():
+                if k.lower() not in {"host", "content-length", "connection", "accept-encoding"}:
+                    req.add_header(k, v)
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as err:
+                status, data, ctype = err.code, err.read(), err.headers.get("Content-Type", "")
+            self._send(status, data, {"Content-Type": ctype or "application/json"})
+
+        def _file(self, action: str | None) -> None:
+            assert owner.root is not None
+            rel = self.path.split("?", 1)[0].lstrip("/")
+            path = (owner.root / rel).resolve()
+            if owner.root.resolve() not in path.parents or not path.is_file():
+                self._send(404, b"not found", {"Content-Type": "text/plain"})
+                return
+            data = path.read_bytes()
+            if action is not None and action.startswith("truncate:"):
+                data = data[: int(len(data) * float(action.split(":", 1)[1]))]
+            size = len(data)
+            rng = self.headers.get("Range")
+            ctype = "image/tiff" if path.suffix in {".tif", ".tiff"} else "application/json"
+            if rng and rng.startswith("bytes="):
+                first, _, last = rng[6:].split(",")[0].partition("-")
+                start = int(first) if first else max(0, size - int(last))
+                end = min(size - 1, int(last)) if (first and last) else size - 1
+                if start >= size:
+                    self._send(416, b"", {"Content-Range": f"bytes */{size}"})
+                    return
+                self._send(
+                    206,
+                    data[start : end + 1],
+                    {
+                        "Content-Type": ctype,
+                        "Content-Range": f"bytes {start}-{end}/{size}",
+                        "Accept-Ranges": "bytes",
+                    },
+                )
+                return
+            self._send(200, data, {"Content-Type": ctype, "Accept-Ranges": "bytes"})
+
+    return Handler

@@ -32,6 +32,16 @@ BAR_WIDTH: Final = 0.38
 FONT_SIZE: Final = 10
 SVG_SALT: Final = "slumwatch-report"
 MAX_YEARLY_TICKS: Final = 16
+HEADROOM: Final = 1.15
+"""Top of the area axis, relative to the largest area (room for the period label)."""
+PERIOD_LABEL_Y: Final = 0.98
+LEGEND_ABOVE: Final[dict[str, Any]] = {
+    "loc": "lower left",
+    "bbox_to_anchor": (0.0, 1.0),
+    "ncols": 3,
+    "frameon": False,
+    "borderaxespad": 0.2,
+}
 """Up to this many years every year gets a tick label."""
 LOW_VALID_MARKER_SIZE: Final = 11
 
@@ -83,11 +93,11 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
         if years.size and years.min() <= last and years.max() >= first:
             area_ax.text(
                 (first + last) / 2,
-                1.0,
+                PERIOD_LABEL_Y,
                 f"{first}–{last}",
                 transform=area_ax.get_xaxis_transform(),
                 ha="center",
-                va="bottom",
+                va="top",
                 fontsize=FONT_SIZE - 1,
             )
 
@@ -109,9 +119,10 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
                 label=f"Fewer than {LOW_VALID_FRACTION:.0%} usable pixels",
             )
         area_ax.set_ylabel(f"Slum area ({area_unit.symbol})")
-        area_ax.set_ylim(bottom=0)
+        top = np.nanmax(np.concatenate([predicted, truth])) if np.isfinite(predicted).any() else 0.0
+        area_ax.set_ylim(0, top * HEADROOM if top > 0 else 1.0)
         area_ax.yaxis.set_major_formatter(_number_formatter(area_unit))
-        area_ax.legend(loc="upper left", frameon=False)
+        area_ax.legend(**LEGEND_ABOVE)
 
         offset = BAR_WIDTH / 2 if has_true_growth else 0.0
         growth_ax.bar(
@@ -137,7 +148,7 @@ def render_growth_chart(*, rows: Sequence[YearRow], path: Path) -> Path:
         else:
             growth_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         growth_ax.set_xlabel("Year")
-        growth_ax.legend(loc="upper left", frameon=False, ncols=2)
+        growth_ax.legend(**LEGEND_ABOVE)
         if years.size:
             growth_ax.set_xlim(years.min() - 0.6, years.max() + 0.6)
 

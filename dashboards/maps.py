@@ -45,6 +45,9 @@ SCALE_BAR_MARGIN_PX: Final = 10
 SCALE_BAR_HEIGHT_PX: Final = 5
 SCALE_FONT_PX: Final = 13
 SCALE_BOX_ALPHA: Final = 210
+SCALE_BOX_PAD_PX: Final = 4
+SCALE_REFERENCE_WIDTH_PX: Final = 600
+"""Scale-bar sizes are given for a map this wide and grow with wider maps (shown at the same width)."""
 NICE_STEPS: Final = (1.0, 2.0, 5.0)
 LUMA_WEIGHTS: Final = (0.299, 0.587, 0.114)
 PNG_COMPRESS_LEVEL: Final = 6
@@ -117,27 +120,28 @@ def _draw_scale_bar(image: Image.Image, metres_per_px: float) -> Image.Image:
     width, height = image.size
     length_m = _nice_length(SCALE_BAR_SHARE * width * metres_per_px)
     bar_px = max(1, round(length_m / metres_per_px))
-    font = ImageFont.load_default(size=SCALE_FONT_PX)
+    grow = max(1.0, width / SCALE_REFERENCE_WIDTH_PX)
+    font = ImageFont.load_default(size=round(SCALE_FONT_PX * grow))
+    pad, margin, bar_h = (
+        round(v * grow) for v in (SCALE_BOX_PAD_PX, SCALE_BAR_MARGIN_PX, SCALE_BAR_HEIGHT_PX)
+    )
     label = format_length(length_m)
     layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     text_box = draw.textbbox((0, 0), label, font=font)
     text_w, text_h = text_box[2] - text_box[0], text_box[3] - text_box[1]
-    pad = 4
     box_w = max(bar_px, text_w) + 2 * pad
-    box_h = text_h + SCALE_BAR_HEIGHT_PX + 3 * pad
-    left, top = SCALE_BAR_MARGIN_PX, height - SCALE_BAR_MARGIN_PX - box_h
+    box_h = text_h + bar_h + 3 * pad
+    left, top = margin, height - margin - box_h
     draw.rectangle((left, top, left + box_w, top + box_h), fill=(255, 255, 255, SCALE_BOX_ALPHA))
     draw.text((left + pad - text_box[0], top + pad - text_box[1]), label, fill=(20, 20, 20, 255), font=font)
     bar_top = top + 2 * pad + text_h
-    draw.rectangle(
-        (left + pad, bar_top, left + pad + bar_px, bar_top + SCALE_BAR_HEIGHT_PX), fill=(20, 20, 20, 255)
-    )
+    draw.rectangle((left + pad, bar_top, left + pad + bar_px, bar_top + bar_h), fill=(20, 20, 20, 255))
     return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
 
 
 def _finish(pixels: npt.NDArray[np.float32], geometry: MapGeometry, path: Path) -> Path:
-    image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), mode="RGB")
+    image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
     if geometry.metres_per_px:
         image = _draw_scale_bar(image, geometry.metres_per_px)
     path.parent.mkdir(parents=True, exist_ok=True)

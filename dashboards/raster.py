@@ -129,7 +129,7 @@ def mean_reduce(window: npt.NDArray[Any], factor: int) -> npt.NDArray[np.float32
         window = window[np.newaxis]
     usable = (window != IMAGERY_NODATA).any(axis=0)
     counts = block_sum(usable, factor)
-    sums = block_sum(np.where(usable, window, 0), factor)
+    sums = block_sum(window, factor)  # nodata pixels are 0 in every band: they add nothing
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts
     return np.where(counts > 0, means, np.nan).astype(np.float32)

@@ -8,7 +8,7 @@ Pure torch (no Ray, Prefect, xarray, zarr or dask). Main entry points::
     out = model.forward_dict(x, fp=True)   # {"logits", "logits_fp"}
 """
 
-from slumwatch.models import deeplabv3plus  # registers the DeepLabV3+ family
+from slumwatch.models import deeplabv2, deeplabv3plus, dinov2_dpt, pspnet  # register the networks
 from slumwatch.models.base import SegmentationModel, call_forward_dict, unwrap_model
 from slumwatch.models.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from slumwatch.models.data import TileDataset, band_percentiles, scale_to_unit
@@ -56,13 +56,16 @@ __all__ = [
     "WeightsError",
     "band_percentiles",
     "call_forward_dict",
+    "deeplabv2",
     "deeplabv3plus",
+    "dinov2_dpt",
     "get_method",
     "get_model",
     "list_methods",
     "list_models",
     "load_checkpoint",
     "predict_proba",
+    "pspnet",
     "register_method",
     "register_model",
     "save_checkpoint",

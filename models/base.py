@@ -16,9 +16,10 @@ keeps DDP's gradient synchronisation intact; ``model.module.forward_dict`` would
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, overload
 
+import torch
 from torch import Tensor, nn
 
 from slumwatch.models.errors import UnsupportedOutputError
@@ -29,10 +30,25 @@ GRAM = "gram"
 PROJ = "proj"
 BACKBONE_GROUP = "backbone"
 HEAD_GROUP = "head"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EXTRA_BAND_MEAN = 0.5  # bands beyond RGB (e.g. NIR) in [0, 1]
+EXTRA_BAND_STD = 0.25
+
+
+def default_input_stats(in_channels: int) -> tuple[list[float], list[float]]:
+    """ImageNet mean/std for the first three bands, (0.5, 0.25) for any further band."""
+    mean = [IMAGENET_MEAN[i] if i < len(IMAGENET_MEAN) else EXTRA_BAND_MEAN for i in range(in_channels)]
+    std = [IMAGENET_STD[i] if i < len(IMAGENET_STD) else EXTRA_BAND_STD for i in range(in_channels)]
+    return mean, std
 
 
 class SegmentationModel(nn.Module):
     """Base class of all registered networks.
+
+    Inputs are images scaled to [0, 1]; each network standardises them internally with fixed
+    per-band ``input_mean`` / ``input_std`` (ImageNet statistics for RGB by default, matching
+    torchvision/DINOv2 pretrained weights), so training and inference always agree.
 
     Subclasses set ``self.backbone`` (the pretrained-initialisable part) and implement
     :meth:`forward_dict`. ``model_name`` / ``model_kwargs`` are filled in by the registry so a
@@ -46,13 +62,35 @@ class SegmentationModel(nn.Module):
     has_proj: bool = False
     backbone: nn.Module
 
-    def __init__(self, *, num_classes: int, in_channels: int, pad_multiple: int) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        pad_multiple: int,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.pad_multiple = pad_multiple
         self.model_name: str | None = None
         self.model_kwargs: dict[str, Any] = {}
+        default_mean, default_std = default_input_stats(in_channels)
+        mean = list(input_mean) if input_mean is not None else default_mean
+        std = list(input_std) if input_std is not None else default_std
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError(f"input_mean/input_std need {in_channels} values")
+        # not persistent: derived from the kwargs, so state dicts stay backbone-compatible
+        self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def standardize(self, x: Tensor) -> Tensor:
+        """(x - mean) / std per band; x (B, C, H, W) in [0, 1] as produced by ``scale_to_unit``."""
+        mean: Tensor = self.input_mean  # type: ignore[assignment]
+        std: Tensor = self.input_std  # type: ignore[assignment]
+        return (x - mean.to(x.dtype)) / std.to(x.dtype)
 
     @overload
     def forward(self, x: Tensor) -> Tensor: ...

@@ -43,6 +43,7 @@ class DeepLabV3Plus(SegmentationModel):
         proj_dim: D of the projection head (``forward_dict(proj=True)`` → (B, D, H/4, W/4)).
         fp_dropout: Dropout2d probability of the feature perturbation.
         aspp_rates: ASPP atrous rates at output stride 16.
+        input_mean, input_std: per-band input standardisation (default: ImageNet for RGB).
     """
 
     def __init__(
@@ -56,8 +57,16 @@ class DeepLabV3Plus(SegmentationModel):
         proj_dim: int = DEFAULT_PROJ_DIM,
         fp_dropout: float = FP_DROPOUT,
         aspp_rates: Sequence[int] = ASPP_RATES,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(num_classes=num_classes, in_channels=in_channels, pad_multiple=OUTPUT_STRIDE)
+        super().__init__(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            pad_multiple=OUTPUT_STRIDE,
+            input_mean=input_mean,
+            input_std=input_std,
+        )
         self.backbone = get_encoder(
             encoder, in_channels=in_channels, depth=ENCODER_DEPTH, weights=None, output_stride=OUTPUT_STRIDE
         )
@@ -87,7 +96,7 @@ class DeepLabV3Plus(SegmentationModel):
         """x (B, C, H, W) → ``logits`` (B, K, H, W) [+ ``logits_fp``, ``gram`` (B,1,16,16), ``proj``]."""
         self._require(gram=gram, proj=proj)
         batch = x.shape[0]
-        padded, size = pad_to_multiple(x, self.pad_multiple)
+        padded, size = pad_to_multiple(self.standardize(x), self.pad_multiple)
         features = list(self.backbone(padded))
         if fp:
             features[LOW_LEVEL_INDEX] = perturb_features(features[LOW_LEVEL_INDEX], p=self.fp_dropout)

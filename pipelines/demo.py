@@ -85,7 +85,7 @@ def train_model(*, cube: Path, cfg: DemoConfig, run_dir: Path) -> tuple[Path, di
         cube=cube,
         run_dir=run_dir,
         model_name=cfg.model,
-        train_years=cfg.train_years,
+        train_years=cfg.training_years,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         crop_size=cfg.crop_size,

@@ -25,6 +25,7 @@ FIRST_SUPPORTED_YEAR = 1990
 LAST_SUPPORTED_YEAR = 2100
 DEFAULT_FIRST_YEAR = 2014
 DEFAULT_LAST_YEAR = 2024
+DEFAULT_TRAIN_YEARS = 4
 
 
 class ConfigError(ValueError):
@@ -85,8 +86,9 @@ class DemoConfig(BaseModel):
     train_fraction: float = Field(
         0.5, gt=0, lt=1, description="Share of tile positions whose labels are used for training."
     )
-    train_years: tuple[int, ...] = Field(
-        (2014, 2017, 2020, 2024), description="Years whose labelled tiles train the model."
+    train_years: tuple[int, ...] | None = Field(
+        None,
+        description="Years whose labelled tiles train the model (default: first, last and two between).",
     )
     tile_size: int = Field(256, ge=32, le=4096)
     tile_overlap: int = Field(32, ge=0, le=1024)
@@ -105,10 +107,21 @@ class DemoConfig(BaseModel):
             raise ValueError(
                 f"tile_overlap ({self.tile_overlap}) must be smaller than tile_size ({self.tile_size})"
             )
-        outside = [y for y in self.train_years if y not in self.years.years]
+        outside = [y for y in self.train_years or () if y not in self.years.years]
         if outside:
             raise ValueError(f"train_years {outside} are outside years {self.years.first}-{self.years.last}")
         return self
+
+
+    @property
+    def training_years(self) -> tuple[int, ...]:
+        """``train_years``, or up to ``DEFAULT_TRAIN_YEARS`` years spread evenly over ``years``."""
+        if self.train_years:
+            return tuple(self.train_years)
+        years = self.years.years
+        count = min(DEFAULT_TRAIN_YEARS, len(years))
+        picks = {years[round(i * (len(years) - 1) / max(1, count - 1))] for i in range(count)}
+        return tuple(sorted(picks))
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

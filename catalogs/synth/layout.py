@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -66,6 +65,8 @@ MAX_CITY_ROTATION_DEG = 20.0
 DASH_LENGTH_M = 3.0
 DASH_PERIOD_M = 9.0
 DASH_WIDTH_M = 0.7
+#: How far a block's contents reach beyond its kerbs (markings on the widest road's centre line).
+BLOCK_REACH_M = ARTERIAL_HALF_WIDTH_M + 1.0
 #: Sidewalk band inside formal blocks (min, max) metres.
 SIDEWALK_M = (1.5, 2.5)
 
@@ -97,6 +98,10 @@ FORMAL_PLOT_WIDTH_M = {BlockKind.FORMAL: (22.0, 38.0), BlockKind.COMMERCIAL: (36
 FORMAL_SETBACK_M = {BlockKind.FORMAL: (2.5, 6.0), BlockKind.COMMERCIAL: (4.0, 9.0)}
 FORMAL_HEIGHT_M = {BlockKind.FORMAL: (6.0, 21.0), BlockKind.COMMERCIAL: (9.0, 30.0)}
 MIN_FORMAL_SIDE_M = 8.0
+#: A last plot narrower than this fraction of the minimum plot width is merged into its neighbour.
+MIN_LAST_PLOT_FRACTION = 0.6
+#: Probability of flipping a shape (its open side) or a roof within its row.
+FLIP_P = 0.5
 FORMAL_ANGLE_JITTER_RAD = math.radians(1.5)
 FORMAL_PITCHED_P = 0.1
 #: Pre-existing formal buildings were built in this range.
@@ -113,16 +118,18 @@ LAWN_P = {BlockKind.FORMAL: 0.55, BlockKind.COMMERCIAL: 0.2}
 PARKING_P = {BlockKind.FORMAL: 0.1, BlockKind.COMMERCIAL: 0.55}
 
 # --- slums ---------------------------------------------------------------------------------------
-INFORMAL_SHAPE_WEIGHTS: tuple[float, ...] = (0.40, 0.12, 0.14, 0.16, 0.18)  # R, U, T, I, L
+INFORMAL_SHAPE_WEIGHTS: tuple[float, ...] = (0.50, 0.10, 0.12, 0.12, 0.16)  # R, U, T, I, L
 INFORMAL_SIDE_M = (3.0, 8.0)
-INFORMAL_HEIGHT_M = (2.8, 6.5)
+INFORMAL_HEIGHT_M = (2.8, 5.0)
 INFORMAL_PITCHED_P = 0.7
 INFORMAL_ANGLE_JITTER_DEG = 3.0
 ROW_ANGLE_JITTER_DEG = 2.5
+ROW_START_JITTER_M = 3.0
+ROOF_ACROSS_JITTER_M = 0.2
 #: Gap to the next roof in a row: (probability, min, max) metres; negative = overlap.
 ROOF_GAPS = ((0.72, -0.5, 0.1), (0.2, 0.3, 0.8), (0.08, 1.0, 1.8))
 #: Gap to the next row: probability of an alley, alley width, otherwise back-to-back.
-ALLEY_P = 0.3
+ALLEY_P = 0.25
 ALLEY_WIDTH_M = (0.8, 1.8)
 BACK_TO_BACK_M = (-0.5, 0.2)
 #: Depth of a roof relative to its row (roofs are pushed to a random side of the row).
@@ -143,12 +150,13 @@ FAST_INCREMENT = 0.11
 FAST_GROWTH_YEARS: tuple[int, ...] = (2020, 2021)
 SLUM_SPEED = (0.6, 1.3)
 PRE_EXISTING_P = 0.7
-PRE_EXISTING_YEARS = (1990, 2010)
+PRE_EXISTING_YEARS = (1998, 2012)
 #: Emergence years of new slums and their relative weights (more in the fast period).
 NEW_SLUM_YEARS: tuple[int, ...] = (2015, 2016, 2017, 2018, 2019, 2020, 2021, 2022)
 NEW_SLUM_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 1.0)
-CLEARING_GROUP = 3
-CLEAR_YEARS = (2016, 2023)
+CLEARING_GROUP = 4
+#: Years in which slums are cleared (none during the fast-growth years).
+CLEAR_YEARS: tuple[int, ...] = (2016, 2017, 2018, 2019, 2022, 2023)
 MIN_AGE_BEFORE_CLEAR = 3
 
 # --- trees and cars ------------------------------------------------------------------------------
@@ -157,12 +165,22 @@ BUSH_RADIUS_M = (0.9, 2.0)
 TREE_HEIGHT_PER_RADIUS = (1.6, 2.4)
 TREE_QUAD_SEGS = 3
 STREET_TREE_P = 0.55
+STREET_TREE_RADIUS_M = (2.0, 3.5)
+STREET_TREE_VARIATION = (0.85, 1.15)
+#: Street trees stand this many radii inside the sidewalk edge.
+STREET_TREE_INSET = 0.6
+#: Fraction of a canopy radius that may overhang a path or a roof.
+TREE_OVERHANG = 0.3
+TREE_BRIGHTNESS = (0.9, 1.1)
 STREET_TREE_SPACING_M = (9.0, 14.0)
 PLOT_TREES = {BlockKind.FORMAL: (0, 5), BlockKind.COMMERCIAL: (0, 2)}
 PARK_TREES = (25, 70)
 OPEN_BUSHES = (4, 16)
 SLUM_TREES = (2, 8)
 PARK_PATH_WIDTH_M = 3.0
+DIAGONAL_PATHS_P = 0.5
+#: Crossing park paths keep this fraction of the park away from its edges.
+PARK_PATH_EDGE_FRACTION = 0.3
 CAR_SIZE_M = (4.3, 1.8)
 CAR_KERB_OFFSET_M = 1.4
 CAR_MEAN_GAP_M = {
@@ -180,7 +198,7 @@ NEVER = 9999
 _ID_OFFSET = 1 << 20
 _ID_BLOCK_BITS = 21
 _ID_LOCAL_BITS = 16
-DEFAULT_BLOCK_CACHE = 4096
+DEFAULT_BLOCK_CACHE = 2048
 
 
 def growth_fraction(year: int, *, emerge_year: int, speed: float) -> float:
@@ -527,7 +545,9 @@ class Block:
             tu, tv = (u1 - u0) / edge, (v1 - v0) / edge
             nu, nv = -tv, tu  # outward normal (kerbs run around the block with the block on the left)
             n_max = int(edge / length) + 1
-            steps = rng.exponential(mean_gap, size=n_max) + np.concatenate([[0.0], np.full(n_max - 1, length)])
+            steps = rng.exponential(mean_gap, size=n_max) + np.concatenate(
+                [[0.0], np.full(n_max - 1, length)]
+            )
             pos = np.cumsum(steps)
             pos = pos[pos + length < edge]
             cu.append(u0 + tu * (pos + length / 2) + nu * (CAR_KERB_OFFSET_M + width / 2))
@@ -614,30 +634,35 @@ class CityLayout:
         return BlockKind.OPEN
 
     def block_indices(self, x0: float, y0: float, x1: float, y1: float) -> list[tuple[int, int]]:
-        """Blocks whose area (kerb to kerb) meets the scene-frame rectangle, sorted by ``(j, i)``."""
+        """Blocks whose contents may reach into the scene-frame rectangle, sorted by ``(j, i)``.
+
+        A block's contents reach :data:`BLOCK_REACH_M` beyond its kerbs (cars parked on the
+        road, centre-line markings), so blocks are matched with that margin: every block that
+        can paint a pixel of the rectangle is returned, whichever window asks.
+        """
         corners = self.frame.to_layout([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
         region = Polygon(corners)
-        margin = LINE_JITTER * BLOCK_PITCH_M
+        margin = LINE_JITTER * BLOCK_PITCH_M + BLOCK_REACH_M
         i_lo = math.floor((corners[:, 0].min() - margin) / BLOCK_PITCH_M) - 1
         i_hi = math.ceil((corners[:, 0].max() + margin) / BLOCK_PITCH_M) + 1
         j_lo = math.floor((corners[:, 1].min() - margin) / BLOCK_PITCH_M) - 1
         j_hi = math.ceil((corners[:, 1].max() + margin) / BLOCK_PITCH_M) + 1
+        reach = BLOCK_REACH_M
         out: list[tuple[int, int]] = []
         for j in range(j_lo, j_hi + 1):
             for i in range(i_lo, i_hi + 1):
                 u0, v0, u1, v1 = self.block_rect(i, j)
-                if u1 > u0 and v1 > v0 and region.intersects(box(u0, v0, u1, v1)):
+                if (
+                    u1 > u0
+                    and v1 > v0
+                    and region.intersects(box(u0 - reach, v0 - reach, u1 + reach, v1 + reach))
+                ):
                     out.append((i, j))
         return out
 
     def blocks_in(self, x0: float, y0: float, x1: float, y1: float) -> list[Block]:
         """Blocks meeting the scene-frame rectangle (cached), sorted by ``(j, i)``."""
         return [self.block(i, j) for i, j in self.block_indices(x0, y0, x1, y1)]
-
-    def iter_blocks(self, x0: float, y0: float, x1: float, y1: float) -> Iterator[Block]:
-        """Like :meth:`blocks_in` but generated one at a time and not cached (for whole cities)."""
-        for i, j in self.block_indices(x0, y0, x1, y1):
-            yield self._cache[(i, j)] if (i, j) in self._cache else self.build_block(i, j)
 
     def block(self, i: int, j: int) -> Block:
         """Block ``(i, j)``, from the cache when possible."""
@@ -667,8 +692,7 @@ class CityLayout:
         ]
         if len(members) < 2 or min(members)[1:] != (i, j):
             return None
-        lo, hi = CLEAR_YEARS
-        year = lo + int(hash_unit(self.seed, "clear-year", i, j) * (hi - lo + 1))
+        year = CLEAR_YEARS[int(hash_unit(self.seed, "clear-year", i, j) * len(CLEAR_YEARS))]
         if year - emerge_year < MIN_AGE_BEFORE_CLEAR:
             return None
         return year
@@ -683,7 +707,7 @@ class CityLayout:
         return builder.build()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Plot:
     rect: tuple[float, float, float, float]
     year_built: int
@@ -764,7 +788,6 @@ class _BlockBuilder:
 
     # -- block kinds ------------------------------------------------------------------------------
     def build(self) -> Block:
-        u0, v0, u1, v1 = self.rect
         base = Ground.VACANT
         if self.kind in (BlockKind.FORMAL, BlockKind.COMMERCIAL):
             base = Ground.SIDEWALK
@@ -801,7 +824,7 @@ class _BlockBuilder:
             lo, hi = FORMAL_PLOT_WIDTH_M[style]
             while pu < iu1 - 1e-6:
                 w = rng.uniform(lo, hi)
-                if iu1 - (pu + w) < lo * 0.6:
+                if iu1 - (pu + w) < lo * MIN_LAST_PLOT_FRACTION:
                     w = iu1 - pu
                 if year_built is not None:
                     yb = year_built
@@ -871,7 +894,7 @@ class _BlockBuilder:
         shape = self._shape(FORMAL_SHAPE_WEIGHTS)
         along_u = du >= dv
         angle = (0.0 if along_u else math.pi / 2) + rng.uniform(-1, 1) * FORMAL_ANGLE_JITTER_RAD
-        if rng.random() < 0.5:
+        if rng.random() < FLIP_P:
             angle += math.pi  # flip the shape's open side
         length, width = (du, dv) if along_u else (dv, du)
         return (
@@ -893,17 +916,17 @@ class _BlockBuilder:
         for side in range(4):
             if rng.random() >= STREET_TREE_P:
                 continue
-            radius = rng.uniform(2.0, 3.5)
+            radius = rng.uniform(*STREET_TREE_RADIUS_M)
             spacing = rng.uniform(*STREET_TREE_SPACING_M)
-            inset = radius * 0.6
+            inset = radius * STREET_TREE_INSET
             if side in (0, 1):
                 v = iv0 + inset if side == 0 else iv1 - inset
                 for u in np.arange(iu0 + spacing / 2, iu1 - radius, spacing):
-                    self.tree_pts.append((float(u), v, radius * rng.uniform(0.85, 1.15)))
+                    self.tree_pts.append((float(u), v, radius * rng.uniform(*STREET_TREE_VARIATION)))
             else:
                 u = iu0 + inset if side == 2 else iu1 - inset
                 for v in np.arange(iv0 + spacing / 2, iv1 - radius, spacing):
-                    self.tree_pts.append((u, float(v), radius * rng.uniform(0.85, 1.15)))
+                    self.tree_pts.append((u, float(v), radius * rng.uniform(*STREET_TREE_VARIATION)))
 
     def _scatter_trees(
         self, rect: tuple[float, float, float, float], n: int, radius: tuple[float, float]
@@ -921,12 +944,13 @@ class _BlockBuilder:
         iu0, iv0, iu1, iv1 = inner
         self.patches.append((box(*inner), Ground.LAWN, CALENDAR_START, NEVER))
         paths: list[BaseGeometry] = []
-        if rng.random() < 0.5:
+        if rng.random() < DIAGONAL_PATHS_P:
             paths.append(LineString([(iu0, iv0), (iu1, iv1)]))
             paths.append(LineString([(iu0, iv1), (iu1, iv0)]))
         else:
-            um = rng.uniform(iu0 + 0.3 * (iu1 - iu0), iu1 - 0.3 * (iu1 - iu0))
-            vm = rng.uniform(iv0 + 0.3 * (iv1 - iv0), iv1 - 0.3 * (iv1 - iv0))
+            edge = PARK_PATH_EDGE_FRACTION
+            um = rng.uniform(iu0 + edge * (iu1 - iu0), iu1 - edge * (iu1 - iu0))
+            vm = rng.uniform(iv0 + edge * (iv1 - iv0), iv1 - edge * (iv1 - iv0))
             paths.append(LineString([(um, iv0), (um, iv1)]))
             paths.append(LineString([(iu0, vm), (iu1, vm)]))
         path_area = shapely.union_all([p.buffer(PARK_PATH_WIDTH_M / 2, cap_style="flat") for p in paths])
@@ -935,7 +959,9 @@ class _BlockBuilder:
         self._scatter_trees(inner, int(rng.integers(PARK_TREES[0], PARK_TREES[1] + 1)), TREE_RADIUS_M)
         # trees do not stand on the paths
         kept = [
-            t for t in self.tree_pts[before:] if path_area.distance(shapely.Point(t[0], t[1])) > t[2] * 0.5
+            t
+            for t in self.tree_pts[before:]
+            if path_area.distance(shapely.Point(t[0], t[1])) > t[2] * (1.0 - TREE_OVERHANG)
         ]
         self.tree_pts[before:] = kept
 
@@ -1013,12 +1039,13 @@ class _BlockBuilder:
                 np.searchsorted(gap_p, rng.random(per_row) * gap_p[-1], side="right"), len(ROOF_GAPS) - 1
             )
             gap = rng.uniform(gap_lo[kind], gap_hi[kind])
-            t = -reach + rng.uniform(0, 3) + np.concatenate([[0.0], np.cumsum(w + gap)[:-1]])
+            t = -reach + rng.uniform(0, ROW_START_JITTER_M) + np.concatenate([[0.0], np.cumsum(w + gap)[:-1]])
             d = depth * rng.uniform(*ROOF_DEPTH_FRACTION, size=per_row)
-            side = np.where(rng.random(per_row) < 0.5, -1.0, 1.0)
-            across = s + depth / 2 + side * (depth - d) / 2 + rng.uniform(-0.2, 0.2, size=per_row)
+            side = np.where(rng.random(per_row) < FLIP_P, -1.0, 1.0)
+            across = s + depth / 2 + side * (depth - d) / 2
+            across += rng.uniform(-ROOF_ACROSS_JITTER_M, ROOF_ACROSS_JITTER_M, size=per_row)
             jitter = np.radians(rng.normal(0, INFORMAL_ANGLE_JITTER_DEG, size=per_row))
-            flip = rng.random(per_row) < 0.5
+            flip = rng.random(per_row) < FLIP_P
             keep = (t < reach) & ~((t[:, None] < lane_hi) & (t[:, None] + w[:, None] > lane_lo)).any(axis=1)
             ca, sa = math.cos(row_angle), math.sin(row_angle)
             along_t = t + w / 2
@@ -1139,7 +1166,9 @@ class _BlockBuilder:
         if not self.tree_pts:
             return _empty_trees()
         pts = np.asarray(self.tree_pts, dtype=np.float64)
-        discs = shapely.buffer(shapely.points(pts[:, :2]), pts[:, 2] * 0.7, quad_segs=TREE_QUAD_SEGS)
+        discs = shapely.buffer(
+            shapely.points(pts[:, :2]), pts[:, 2] * (1.0 - TREE_OVERHANG), quad_segs=TREE_QUAD_SEGS
+        )
         keep = np.ones(len(pts), dtype=bool)
         if layout_geoms.size:
             tree_idx, _ = shapely.STRtree(layout_geoms).query(discs, predicate="intersects")
@@ -1148,7 +1177,7 @@ class _BlockBuilder:
         n = len(pts)
         rng = self.rng
         colours = np.asarray(TREE_COLOURS, dtype=np.float32)[rng.integers(0, len(TREE_COLOURS), size=n)]
-        colours = colours * rng.uniform(0.9, 1.1, size=(n, 1)).astype(np.float32)
+        colours = colours * rng.uniform(*TREE_BRIGHTNESS, size=(n, 1)).astype(np.float32)
         heights = pts[:, 2] * rng.uniform(*TREE_HEIGHT_PER_RADIUS, size=n)
         return Trees(
             centre=self.layout.frame.to_scene(pts[:, :2]),

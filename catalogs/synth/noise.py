@@ -94,7 +94,9 @@ def pixel_normal(
     h = _hash_grid(key, rows, cols)
     low = np.uint64(0xFFFFFF)
     total = ((h & low) + ((h >> np.uint64(24)) & low)).astype(np.float32)
-    normal = (total * np.float32(_TRIANGULAR_SCALE / (1 << 24)) - np.float32(_TRIANGULAR_SCALE)).astype(np.float32)
+    normal = (total * np.float32(_TRIANGULAR_SCALE / (1 << 24)) - np.float32(_TRIANGULAR_SCALE)).astype(
+        np.float32
+    )
     spare = (h >> np.uint64(60)).astype(np.uint8)
     return normal, spare
 

@@ -88,7 +88,7 @@ ROOF_MATERIALS: dict[str, tuple[float, float, float, float]] = {
 }
 #: Mixing weights per material (same order as ROOF_MATERIALS); they overlap on purpose.
 FORMAL_ROOF_WEIGHTS: tuple[float, ...] = (0.22, 0.13, 0.15, 0.13, 0.13, 0.11, 0.13)
-INFORMAL_ROOF_WEIGHTS: tuple[float, ...] = (0.17, 0.10, 0.22, 0.16, 0.17, 0.08, 0.10)
+INFORMAL_ROOF_WEIGHTS: tuple[float, ...] = (0.17, 0.12, 0.22, 0.15, 0.16, 0.09, 0.09)
 
 #: Tree canopy colours (RGBN).
 TREE_COLOURS: tuple[tuple[float, float, float, float], ...] = (

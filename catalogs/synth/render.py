@@ -67,14 +67,16 @@ BLUR_SIDE = 0.18
 GROUND_COARSE_CELL_M = 6.0
 GROUND_MIX_CELL_M = 14.0
 GROUND_FINE_CELL_M = 1.3
+#: How strongly the low-frequency field mixes a ground class's two colours.
+GROUND_MIX_GAIN = 0.9
 ROOF_FINE_CELL_M = 0.9
 ROOF_PATCH_CELL_M = 2.4
 GRAIN_WEIGHT = 0.5
 #: Roof texture amplitudes (patches, fine, grain) for informal / formal roofs.
 INFORMAL_ROOF_TEXTURE = (0.10, 0.07, 0.05)
 FORMAL_ROOF_TEXTURE = (0.025, 0.02, 0.015)
-INFORMAL_SEAM = 0.8
-FORMAL_PARAPET = 1.1
+INFORMAL_SEAM = 0.9
+FORMAL_PARAPET = 1.06
 RIDGE_CONTRAST = 0.14
 TREE_DOME = 0.25
 TREE_TEXTURE = (0.14, 0.06)
@@ -91,6 +93,7 @@ CLOUD_MAX_OPACITY = 0.96
 CLOUD_MASK_LEVEL = 0.35
 CLOUD_COLOUR = np.array([0.93, 0.93, 0.94, 0.80], dtype=np.float32)
 CLOUD_TEXTURE = 0.06
+CLOUD_TONE_RANGE = (0.9, 1.1)
 CLOUD_ALTITUDE_M = 700.0
 CLOUD_SHADOW_DEPTH = 0.45
 UINT8_MAX = 255
@@ -272,8 +275,8 @@ class Renderer:
         b_row, b_col = row_off - halo, col_off - halo
         rows = np.arange(b_row, b_row + b_shape[0], dtype=np.int64)
         cols = np.arange(b_col, b_col + b_shape[1], dtype=np.int64)
-        xs = (cols + 0.5) * res
-        ys = (rows + 0.5) * res
+        xs = np.asarray((cols + 0.5) * res, dtype=np.float64)
+        ys = np.asarray((rows + 0.5) * res, dtype=np.float64)
         a_transform = Affine(res, 0.0, a_col * res, 0.0, res, a_row * res)
         blocks = self.layout.blocks_in(
             a_col * res, a_row * res, (a_col + a_shape[1]) * res, (a_row + a_shape[0]) * res
@@ -303,7 +306,10 @@ class Renderer:
             tree_height=tree_height,
             buildings=Buildings.concat([b.buildings for b in blocks]),
             mix=np.clip(
-                0.5 + 0.9 * value_noise(hash_key(seed, "ground-mix"), xs, ys, cell=GROUND_MIX_CELL_M), 0, 1
+                0.5
+                + GROUND_MIX_GAIN * value_noise(hash_key(seed, "ground-mix"), xs, ys, cell=GROUND_MIX_CELL_M),
+                0.0,
+                1.0,
             ),
             coarse=value_noise(hash_key(seed, "ground-coarse"), xs, ys, cell=GROUND_COARSE_CELL_M),
             fine=value_noise(hash_key(seed, "ground-fine"), xs, ys, cell=GROUND_FINE_CELL_M),
@@ -373,8 +379,10 @@ class Renderer:
         shapes: list[tuple[BaseGeometry, int]] = [(b.polygon, int(b.base)) for b in win.blocks]
         for blk in win.blocks:
             shapes.extend(blk.ground_shapes(year))
-        ground = _raster(shapes, shape=win.b_shape, transform=win.b_transform, fill=int(Ground.ROAD), dtype="uint8")
-        ground = ground.astype(np.intp)
+        burned = _raster(
+            shapes, shape=win.b_shape, transform=win.b_transform, fill=int(Ground.ROAD), dtype="uint8"
+        )
+        ground = np.asarray(burned, dtype=np.intp)
         texture = 1.0 + np.take(self._ground_coarse, ground) * win.coarse
         texture += np.take(self._ground_fine, ground) * (win.fine + GRAIN_WEIGHT * win.grain)
         img = np.empty((self.spec.count, *win.b_shape), dtype=np.float32)
@@ -415,8 +423,16 @@ class Renderer:
         ids = np.take(roof_id, flat)
         k = ids - 1
         informal = buildings.informal[k]
-        patch, fine, grain = np.take(win.roof_patch, flat), np.take(win.roof_fine, flat), np.take(win.grain, flat)
-        amp = np.where(informal[:, None], np.float32(INFORMAL_ROOF_TEXTURE), np.float32(FORMAL_ROOF_TEXTURE))
+        patch, fine, grain = (
+            np.take(win.roof_patch, flat),
+            np.take(win.roof_fine, flat),
+            np.take(win.grain, flat),
+        )
+        amp = np.where(
+            informal[:, None],
+            np.asarray(INFORMAL_ROOF_TEXTURE, dtype=np.float32),
+            np.asarray(FORMAL_ROOF_TEXTURE, dtype=np.float32),
+        )
         factor = 1.0 + amp[:, 0] * patch + amp[:, 1] * fine + amp[:, 2] * grain
         # seams between abutting roofs (informal) and parapets (formal): a 4-neighbour differs
         wa = win.a_shape[1]
@@ -440,7 +456,9 @@ class Renderer:
             factor *= np.where(pitched, 1.0 + RIDGE_CONTRAST * facing, 1.0)
         _paint(img, flat, buildings.roof[k], factor)
 
-    def _cars(self, img: npt.NDArray[np.float32], cars: Cars, *, shape: tuple[int, int], transform: Affine) -> None:
+    def _cars(
+        self, img: npt.NDArray[np.float32], cars: Cars, *, shape: tuple[int, int], transform: Affine
+    ) -> None:
         if cars.geometry.size == 0:
             return
         car_id = _indexed(cars.geometry, shape=shape, transform=transform)
@@ -462,7 +480,9 @@ class Renderer:
         seed = self.spec.seed
         if acq.haze > 0.0:
             veil = value_noise(hash_key(seed, "haze", acq.year), xs, ys, cell=HAZE_CELL_M)
-            h = (np.float32(acq.haze) * (np.float32(1.0) + np.float32(HAZE_VARIATION) * veil)).astype(np.float32)
+            h = (np.float32(acq.haze) * (np.float32(1.0) + np.float32(HAZE_VARIATION) * veil)).astype(
+                np.float32
+            )
             keep = np.float32(1.0) - h
             for b in range(nb):
                 img[b] *= keep
@@ -475,9 +495,12 @@ class Renderer:
         opacity = _cloud_opacity(density, threshold)
         sx, sy = acq.sun_direction
         throw = CLOUD_ALTITUDE_M / acq.shadow_slope
-        shadow_density = fbm(key, xs + sx * throw, ys + sy * throw, cells=CLOUD_CELLS_M, weights=CLOUD_WEIGHTS)
+        shadow_density = fbm(
+            key, xs + sx * throw, ys + sy * throw, cells=CLOUD_CELLS_M, weights=CLOUD_WEIGHTS
+        )
         dim = np.float32(1.0) - np.float32(CLOUD_SHADOW_DEPTH) * _cloud_opacity(shadow_density, threshold)
-        tone = np.clip(1.0 + CLOUD_TEXTURE * (density - threshold) / CLOUD_RAMP, 0.9, 1.1).astype(np.float32)
+        tone = np.clip(1.0 + CLOUD_TEXTURE * (density - threshold) / CLOUD_RAMP, *CLOUD_TONE_RANGE)
+        tone = tone.astype(np.float32)
         clear = (np.float32(1.0) - opacity) * dim
         veil = opacity * tone
         for b in range(nb):

@@ -8,6 +8,7 @@ it, so ``tiny`` is the upper-left corner of ``small`` for the same seed and reso
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -66,7 +67,10 @@ UTM_SOUTH_EPSG = range(32701, 32761)
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_BAND_NAMES: dict[str, tuple[str, ...]] = {"rgb": ("red", "green", "blue"), "rgbn": ("red", "green", "blue", "nir")}
+_BAND_NAMES: dict[str, tuple[str, ...]] = {
+    "rgb": ("red", "green", "blue"),
+    "rgbn": ("red", "green", "blue", "nir"),
+}
 
 
 class SynthError(CatalogError, ValueError):
@@ -110,7 +114,9 @@ class SynthSpec:
             raise SynthError(f"name must match {_NAME_RE.pattern!r}, got {self.name!r}")
         for label, value in (("width", self.width), ("height", self.height)):
             if not isinstance(value, int) or not MIN_SIZE_PX <= value <= MAX_SIZE_PX:
-                raise SynthError(f"{label} must be an integer in [{MIN_SIZE_PX}, {MAX_SIZE_PX}] px, got {value!r}")
+                raise SynthError(
+                    f"{label} must be an integer in [{MIN_SIZE_PX}, {MAX_SIZE_PX}] px, got {value!r}"
+                )
         if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise SynthError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed!r}")
         if not (
@@ -134,7 +140,8 @@ class SynthSpec:
             raise SynthError("origin_easting and origin_northing must be finite")
         if not isinstance(self.window_size, int) or not MIN_WINDOW_PX <= self.window_size <= MAX_WINDOW_PX:
             raise SynthError(
-                f"window_size must be an integer in [{MIN_WINDOW_PX}, {MAX_WINDOW_PX}] px, got {self.window_size!r}"
+                f"window_size must be an integer in [{MIN_WINDOW_PX}, {MAX_WINDOW_PX}] px, "
+                f"got {self.window_size!r}"
             )
 
     @classmethod
@@ -205,8 +212,10 @@ def _check_years(years: object) -> None:
         if not isinstance(year, int) or isinstance(year, bool):
             raise SynthError(f"years must be integers, got {year!r}")
         if not CALENDAR_START < year <= CALENDAR_END:
-            raise SynthError(f"year {year} is outside the supported range ({CALENDAR_START + 1}-{CALENDAR_END})")
-    if any(b <= a for a, b in zip(years, years[1:], strict=False)):
+            raise SynthError(
+                f"year {year} is outside the supported range ({CALENDAR_START + 1}-{CALENDAR_END})"
+            )
+    if any(b <= a for a, b in itertools.pairwise(years)):
         raise SynthError(f"years must be strictly increasing without duplicates, got {years!r}")
 
 

@@ -68,7 +68,9 @@ class YearAssets:
 
 def item_datetime(year: int) -> dt.datetime:
     """Nominal acquisition time of ``year``'s scene."""
-    return dt.datetime(year, ACQUISITION_MONTH, ACQUISITION_DAY, ACQUISITION_HOUR, ACQUISITION_MINUTE, tzinfo=dt.timezone.utc)
+    return dt.datetime(
+        year, ACQUISITION_MONTH, ACQUISITION_DAY, ACQUISITION_HOUR, ACQUISITION_MINUTE, tzinfo=dt.timezone.utc
+    )
 
 
 def _round(obj: Any) -> Any:
@@ -133,7 +135,7 @@ def write_catalog(
             href=str(ya.image.resolve()),
             media_type=pystac.MediaType.COG,
             roles=["data"],
-            title=f"Synthetic {spec.resolution:g} m {'RGB+NIR' if spec.count == 4 else 'RGB'} image, {ya.year}",
+            title=f"Synthetic {spec.resolution:g} m {spec.bands.upper()} image, {ya.year}",
         )
         EOExtension.ext(image).bands = [
             Band.create(
@@ -168,7 +170,14 @@ def write_catalog(
     boxes = [item.bbox for item in items if item.bbox is not None]
     extent = pystac.Extent(
         pystac.SpatialExtent(
-            [[min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]]
+            [
+                [
+                    min(b[0] for b in boxes),
+                    min(b[1] for b in boxes),
+                    max(b[2] for b in boxes),
+                    max(b[3] for b in boxes),
+                ]
+            ]
         ),
         pystac.TemporalExtent([[item_datetime(min(spec.years)), item_datetime(max(spec.years))]]),
     )
@@ -186,17 +195,30 @@ def write_catalog(
     )
     collection.add_asset(
         "slums",
-        pystac.Asset(href=str(slums.resolve()), media_type=PARQUET_MEDIA_TYPE, roles=["labels"], title="Slum outlines per year"),
+        pystac.Asset(
+            href=str(slums.resolve()),
+            media_type=PARQUET_MEDIA_TYPE,
+            roles=["labels"],
+            title="Slum outlines per year",
+        ),
     )
     collection.add_asset(
         "buildings",
         pystac.Asset(
-            href=str(buildings.resolve()), media_type=PARQUET_MEDIA_TYPE, roles=["labels"], title="Building footprints"
+            href=str(buildings.resolve()),
+            media_type=PARQUET_MEDIA_TYPE,
+            roles=["labels"],
+            title="Building footprints",
         ),
     )
     collection.add_asset(
         "truth",
-        pystac.Asset(href=str(truth.resolve()), media_type=pystac.MediaType.JSON, roles=["metadata"], title="Ground truth summary"),
+        pystac.Asset(
+            href=str(truth.resolve()),
+            media_type=pystac.MediaType.JSON,
+            roles=["metadata"],
+            title="Ground truth summary",
+        ),
     )
     collection.add_items(items)
     catalog = pystac.Catalog(

@@ -56,7 +56,9 @@ def _binary_array(items: list[bytes], *, as_string: bool = False) -> pa.Array:
     return pa.Array.from_buffers(kind, len(items), [None, pa.py_buffer(offsets), data])
 
 
-def _arrow_array(values: npt.NDArray[Any], dtype: pa.DataType, *, nulls: npt.ArrayLike | None = None) -> pa.Array:
+def _arrow_array(
+    values: npt.NDArray[Any], dtype: pa.DataType, *, nulls: npt.ArrayLike | None = None
+) -> pa.Array:
     """An arrow array from a numpy column, built from buffers.
 
     (``pyarrow.array`` would import pandas on first use, which costs seconds in a CLI run.)
@@ -83,7 +85,9 @@ class GeoParquetWriter:
         geometry_types: GeoParquet geometry type names present (e.g. ``["Polygon"]``).
     """
 
-    def __init__(self, path: Path, *, fields: list[tuple[str, pa.DataType]], epsg: int, geometry_types: list[str]) -> None:
+    def __init__(
+        self, path: Path, *, fields: list[tuple[str, pa.DataType]], epsg: int, geometry_types: list[str]
+    ) -> None:
         geo = {
             "version": GEOPARQUET_VERSION,
             "primary_column": GEOMETRY_COLUMN,

@@ -25,12 +25,29 @@ import shapely
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from shapely.geometry import box
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from shapely.geometry import Polygon, box
 
+from slumwatch import __version__
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
 
-from .layout import DEFAULT_BLOCK_CACHE, FAST_GROWTH_YEARS, NEVER, CityLayout
+from .layout import (
+    BASE_INCREMENT,
+    DEFAULT_BLOCK_CACHE,
+    F_EMERGE,
+    FAST_GROWTH_YEARS,
+    FAST_INCREMENT,
+    NEVER,
+    CityLayout,
+    Slum,
+)
 from .render import CLOUD_PRESENT, IMAGE_NODATA, MASK_NODATA, SLUM, Renderer
 from .spec import SynthError, SynthSpec
 from .stac import YearAssets, write_catalog
@@ -48,7 +65,12 @@ COG_BLOCK_PX = 512
 #: Buildings are flushed to GeoParquet in batches of about this many rows.
 BUILDING_BATCH_ROWS = 100_000
 AREA_DECIMALS = 2
-_COLOR_INTERP = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue, "nir": ColorInterp.undefined}
+_COLOR_INTERP = {
+    "red": ColorInterp.red,
+    "green": ColorInterp.green,
+    "blue": ColorInterp.blue,
+    "nir": ColorInterp.undefined,
+}
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,11 @@ def generate_city(spec: SynthSpec, *, out: Path, progress: bool = False) -> Synt
         )
         for y in spec.years
     ]
-    catalog = write_catalog(spec, out=out, years=assets, slums=slums_path, buildings=buildings_path, truth=truth_path)
+    # the collection folder is ours: drop items of an earlier run (e.g. with other years)
+    shutil.rmtree(out / spec.collection_id, ignore_errors=True)
+    catalog = write_catalog(
+        spec, out=out, years=assets, slums=slums_path, buildings=buildings_path, truth=truth_path
+    )
     return SynthCity(
         spec=spec,
         root=out,
@@ -215,7 +241,9 @@ def _write_vectors(
     batch: list[dict[str, Any]] = []
     batch_rows = 0
     with (
-        GeoParquetWriter(buildings_path, fields=building_fields, epsg=spec.epsg, geometry_types=["Polygon"]) as bw,
+        GeoParquetWriter(
+            buildings_path, fields=building_fields, epsg=spec.epsg, geometry_types=["Polygon"]
+        ) as bw,
         GeoParquetWriter(slums_path, fields=slum_fields, epsg=spec.epsg, geometry_types=["Polygon"]) as sw,
     ):
         for i, j in indices:
@@ -275,21 +303,26 @@ def _flush(writer: GeoParquetWriter, batch: list[dict[str, Any]]) -> None:
 
 
 def _write_slum(
-    slum: Any,
+    slum: Slum,
     *,
-    scene: shapely.Geometry,
+    scene: Polygon,
     years: tuple[int, ...],
     writer: GeoParquetWriter,
     stats: _VectorStats,
     shift: dict[str, float],
 ) -> None:
+    """Append a slum's yearly outlines (clipped to the scene, one row per polygon part) and tally areas."""
     touched = False
     for y in years:
         poly = slum.polygon(y)
         if poly is None:
             continue
         clipped = poly.intersection(scene)
-        parts = [g for g in shapely.get_parts(np.asarray([clipped], dtype=object)) if g.geom_type == "Polygon" and g.area > 0]
+        parts = [
+            g
+            for g in shapely.get_parts(np.asarray([clipped], dtype=object))
+            if g.geom_type == "Polygon" and g.area > 0
+        ]
         if not parts:
             continue
         touched = True
@@ -307,12 +340,19 @@ def _write_slum(
         )
     if touched:
         stats.slums.append(
-            {"slum_id": int(slum.slum_id), "emerge_year": int(slum.emerge_year), "clear_year": slum.clear_year}
+            {
+                "slum_id": int(slum.slum_id),
+                "emerge_year": int(slum.emerge_year),
+                "clear_year": slum.clear_year,
+                "speed": round(slum.speed, 4),
+            }
         )
 
 
 # -- rasters ---------------------------------------------------------------------------------------
-def _profile(spec: SynthSpec, *, count: int, dtype: str, nodata: int, photometric_rgb: bool) -> dict[str, Any]:
+def _profile(
+    spec: SynthSpec, *, count: int, dtype: str, nodata: int, photometric_rgb: bool
+) -> dict[str, Any]:
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": spec.width,
@@ -345,7 +385,9 @@ def _write_rasters(
     stats = {y: _YearStats() for y in years}
     tmp_paths: dict[tuple[int, str], Path] = {}
     datasets: dict[tuple[int, str], Any] = {}
-    image_profile = _profile(spec, count=spec.count, dtype=spec.dtype, nodata=IMAGE_NODATA, photometric_rgb=True)
+    image_profile = _profile(
+        spec, count=spec.count, dtype=spec.dtype, nodata=IMAGE_NODATA, photometric_rgb=True
+    )
     mask_profile = _profile(spec, count=1, dtype="uint8", nodata=MASK_NODATA, photometric_rgb=False)
     try:
         for y in years:
@@ -415,9 +457,9 @@ def _to_cog(src: Path, dst: Path, *, resampling: str, predictor: str) -> None:
 
 
 # -- truth -----------------------------------------------------------------------------------------
-def _truth(spec: SynthSpec, vs: _VectorStats, ys: dict[int, _YearStats], renderer: Renderer) -> dict[str, Any]:
-    from slumwatch import __version__
-
+def _truth(
+    spec: SynthSpec, vs: _VectorStats, ys: dict[int, _YearStats], renderer: Renderer
+) -> dict[str, Any]:
     px_area = spec.resolution**2
     n_px = spec.width * spec.height
 
@@ -451,6 +493,14 @@ def _truth(spec: SynthSpec, vs: _VectorStats, ys: dict[int, _YearStats], rendere
         "dtype": spec.dtype,
         "years": list(spec.years),
         "fast_growth_years": [y for y in FAST_GROWTH_YEARS if y in spec.years],
+        "growth_schedule": {
+            "fraction_at_emergence": F_EMERGE,
+            "base_increment_per_year": BASE_INCREMENT,
+            "fast_increment_per_year": FAST_INCREMENT,
+            "fast_growth_years": list(FAST_GROWTH_YEARS),
+            "rule": "f(year) = min(1, fraction_at_emergence + speed * increments since emergence); "
+            "outline = the slum's star polygon scaled by f around its seed point, clipped to its block",
+        },
         "slum_area_m2": by_year(lambda y: round(vs.slum_area[y], AREA_DECIMALS)),
         "slum_mask_area_m2": by_year(lambda y: round(ys[y].slum_px * px_area, AREA_DECIMALS)),
         "slum_mask_valid_area_m2": by_year(lambda y: round(ys[y].slum_valid_px * px_area, AREA_DECIMALS)),
@@ -466,7 +516,7 @@ def _truth(spec: SynthSpec, vs: _VectorStats, ys: dict[int, _YearStats], rendere
         "conventions": {
             "building_exists": "year_built <= year and (year_removed is null or year < year_removed)",
             "slum_area_m2": "area of the slum polygons clipped to the raster extent",
-            "slum_mask_area_m2": "slum pixels (pixel centre inside a slum polygon) in the raster extent x pixel area",
+            "slum_mask_area_m2": "pixels with their centre in a slum polygon (raster extent) x pixel area",
             "slum_mask_valid_area_m2": "slum pixels inside the imaged scene (mask value 1) x pixel area",
             "masks": "labels/masks/<year>.tif: 1 slum, 0 non-slum, 255 outside the imaged scene",
         },

@@ -15,7 +15,7 @@ Defaults (``docs/methods.md``): tau 0.95, unlabeled weight 1, divisor 2 (UniMatc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ from slumwatch.models.methods.consistency import (
     pseudo_labels,
     supervised_ce,
 )
+from slumwatch.models.methods.overrides import apply_overrides
 
 DEFAULT_THRESHOLD = 0.95
 LOSS_DIVISOR = 2.0
@@ -63,7 +64,7 @@ class FixMatchStep(MethodStepBase):
     needs_unlabeled = True
 
     def __init__(self, *, config: FixMatchConfig | None = None, **overrides: Any) -> None:
-        self.config = replace(config or FixMatchConfig(), **overrides)
+        self.config = apply_overrides(config or FixMatchConfig(), overrides)
 
     def training_step(
         self, model: nn.Module, batch: Mapping[str, Tensor], *, iteration: int, total_iters: int

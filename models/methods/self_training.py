@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -35,6 +35,7 @@ from slumwatch.models.methods import register_method
 from slumwatch.models.methods.base import MethodStepBase, StepOutput
 from slumwatch.models.methods.consistency import IGNORE_INDEX, eval_mode, supervised_ce
 from slumwatch.models.methods.gram import GRAM_WEIGHT, gram_consistency_loss
+from slumwatch.models.methods.overrides import apply_overrides
 
 DEFAULT_TTA_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_RELIABLE_FRACTION = 0.5
@@ -63,7 +64,7 @@ class SelfTrainingStep(MethodStepBase):
     needs_unlabeled = True
 
     def __init__(self, *, config: SelfTrainingConfig | None = None, **overrides: Any) -> None:
-        self.config = replace(config or SelfTrainingConfig(), **overrides)
+        self.config = apply_overrides(config or SelfTrainingConfig(), overrides)
 
     def training_step(
         self, model: nn.Module, batch: Mapping[str, Tensor], *, iteration: int, total_iters: int

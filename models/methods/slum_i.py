@@ -25,6 +25,7 @@ from torch import Tensor
 from slumwatch.models.methods import register_method
 from slumwatch.models.methods.caat import CAATConfig, ClassAwareThreshold
 from slumwatch.models.methods.consistency import PseudoLabels
+from slumwatch.models.methods.overrides import apply_overrides
 from slumwatch.models.methods.prototype_bank import PrototypeBank, PrototypeBankConfig
 from slumwatch.models.methods.unimatch import UniMatchConfig, UniMatchStep
 
@@ -68,6 +69,15 @@ class SlumIGating:
         self.threshold = threshold
         self.caat = ClassAwareThreshold(replace(caat, num_classes=num_classes))
         self.bank = PrototypeBank(replace(bank, num_classes=num_classes))
+
+    def check_num_classes(self, num_classes: int) -> None:
+        """Raise if the network predicts a different number of classes than the CAAT/bank state holds."""
+        expected = self.caat.config.num_classes
+        if num_classes != expected:
+            raise ValueError(
+                f"the network predicts {num_classes} classes but SLUM-i was built for {expected}; "
+                f"pass num_classes={num_classes} to get_method"
+            )
 
     def gate(self, weak: PseudoLabels, *others: PseudoLabels) -> tuple[Tensor, ...]:
         """Gates (B, H, W) bool for ``weak`` and ``others``; CAAT is updated from ``weak`` first."""
@@ -125,7 +135,7 @@ class SlumIStep(UniMatchStep):
     name = "slum-i"
 
     def __init__(self, *, config: SlumIConfig | None = None, **overrides: Any) -> None:
-        self.slum_config = replace(config or SlumIConfig(), **overrides)
+        self.slum_config = apply_overrides(config or SlumIConfig(), overrides)
         cfg = self.slum_config
         super().__init__(config=cfg.unimatch)
         self.gating = SlumIGating(
@@ -154,6 +164,9 @@ class SlumIStep(UniMatchStep):
 
     def _extra_logs(self) -> dict[str, float]:
         return self.gating.logs()
+
+    def _check_num_classes(self, num_classes: int) -> None:
+        self.gating.check_num_classes(num_classes)
 
     def state_dict(self) -> dict[str, Any]:
         return self.gating.state_dict()

@@ -21,7 +21,7 @@ so SLUM-i can replace the fixed threshold with CAAT and add prototype reliabilit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ from slumwatch.models.methods.consistency import (
     pseudo_labels,
     supervised_ce,
 )
+from slumwatch.models.methods.overrides import apply_overrides
 
 DEFAULT_THRESHOLD = 0.95
 STRONG_WEIGHT = 0.25
@@ -111,7 +112,7 @@ class UniMatchStep(MethodStepBase):
     uses_projection = False
 
     def __init__(self, *, config: UniMatchConfig | None = None, **overrides: Any) -> None:
-        self.config = replace(config or UniMatchConfig(), **overrides)
+        self.config = apply_overrides(config or UniMatchConfig(), overrides)
 
     # --- hooks for SLUM-i ----------------------------------------------------------------------------
     def _gates(self, weak: PseudoLabels, mix: PseudoLabels) -> tuple[Tensor, Tensor]:
@@ -128,6 +129,10 @@ class UniMatchStep(MethodStepBase):
     ) -> tuple[Tensor | None, Tensor | None]:
         """Per-pixel weights of the strong-view losses (None = 1); ``feats`` are the projections."""
         return None, None
+
+    def _check_num_classes(self, num_classes: int) -> None:
+        """Hook: SLUM-i checks that its per-class state matches the network's K."""
+        return None
 
     # --- the step --------------------------------------------------------------------------------------
     def training_step(
@@ -152,6 +157,7 @@ class UniMatchStep(MethodStepBase):
         feat_w = out[PROJ][n_l:].detach() if proj else None
         logits_s1, logits_s2 = model(torch.cat(strong)).chunk(2)
 
+        self._check_num_classes(logits_w.shape[1])
         target_w = pseudo_labels(logits_w, v.ignore)
         gate_w, gate_mix = self._gates(target_w, target_mix)
         weight_w, weight_mix = self._weights(target_w, target_mix, (gate_w, gate_mix), (feat_w, feat_mix))

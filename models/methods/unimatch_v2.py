@@ -20,7 +20,7 @@ Defaults (``docs/methods.md``): tau 0.95, max decay 0.996, half the pairs left u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ from slumwatch.models.methods.consistency import (
     supervised_ce,
 )
 from slumwatch.models.methods.ema import DEFAULT_MAX_DECAY, EMATeacher
+from slumwatch.models.methods.overrides import apply_overrides
 
 DEFAULT_THRESHOLD = 0.95
 LOSS_DIVISOR = 2.0
@@ -73,7 +74,7 @@ class UniMatchV2Step(MethodStepBase):
     uses_projection = False
 
     def __init__(self, *, config: UniMatchV2Config | None = None, **overrides: Any) -> None:
-        self.config = replace(config or UniMatchV2Config(), **overrides)
+        self.config = apply_overrides(config or UniMatchV2Config(), overrides)
         self.teacher = EMATeacher(max_decay=self.config.ema_max_decay)
 
     # --- hooks for the SLUM-i variant -----------------------------------------------------------------
@@ -85,6 +86,9 @@ class UniMatchV2Step(MethodStepBase):
 
     def _extra_logs(self) -> dict[str, float]:
         return {}
+
+    def _check_num_classes(self, num_classes: int) -> None:
+        return None
 
     # --- the step --------------------------------------------------------------------------------------
     def training_step(
@@ -100,6 +104,7 @@ class UniMatchV2Step(MethodStepBase):
         teacher = self.teacher.ensure(model)
         with torch.no_grad():
             out_t = call_forward_dict(teacher, weak, proj=self.uses_projection)
+        self._check_num_classes(out_t[LOGITS].shape[1])
         target_w = pseudo_labels(out_t[LOGITS], ignore)
         feat_w = out_t[PROJ].detach() if self.uses_projection else None
         gate_w = self._gate(target_w)

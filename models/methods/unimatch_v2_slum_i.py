@@ -10,7 +10,7 @@ CutMix box the target, gate and weight of the mirrored batch image are used, as 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -18,6 +18,7 @@ from torch import Tensor
 from slumwatch.models.methods import register_method
 from slumwatch.models.methods.caat import CAATConfig
 from slumwatch.models.methods.consistency import PseudoLabels
+from slumwatch.models.methods.overrides import apply_overrides
 from slumwatch.models.methods.prototype_bank import PrototypeBankConfig
 from slumwatch.models.methods.slum_i import SlumIGating
 from slumwatch.models.methods.unimatch_v2 import UniMatchV2Config, UniMatchV2Step
@@ -51,7 +52,7 @@ class UniMatchV2SlumIStep(UniMatchV2Step):
     name = "unimatch-v2-slum-i"
 
     def __init__(self, *, config: UniMatchV2SlumIConfig | None = None, **overrides: Any) -> None:
-        self.slum_config = replace(config or UniMatchV2SlumIConfig(), **overrides)
+        self.slum_config = apply_overrides(config or UniMatchV2SlumIConfig(), overrides)
         cfg = self.slum_config
         super().__init__(config=cfg.unimatch_v2)
         self.gating = SlumIGating(
@@ -72,6 +73,9 @@ class UniMatchV2SlumIStep(UniMatchV2Step):
 
     def _extra_logs(self) -> dict[str, float]:
         return self.gating.logs()
+
+    def _check_num_classes(self, num_classes: int) -> None:
+        self.gating.check_num_classes(num_classes)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "gating": self.gating.state_dict()}

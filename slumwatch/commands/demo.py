@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from slumwatch.config import ConfigError, DemoConfig, load_yaml_config, parse_years
+
+EPHEMERAL_STARTUP_TIMEOUT_S = "180"
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +48,8 @@ def demo(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
+    # Local ephemeral Prefect API: allow a slow start on small machines (read when prefect is imported).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
     from slumwatch.pipelines.demo import growth_rows, run_demo
 
     result = run_demo(cfg)

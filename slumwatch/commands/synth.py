@@ -23,10 +23,10 @@ DEFAULT_WINDOW_PX: Final = 1024
 _HELP: Final = "\n\n".join(
     (
         "Generate a deterministic synthetic city with full ground truth, one scene per year.",
-        "A seeded procedural city stands in for 0.5-0.6 m imagery: formal districts (road grid, regular "
-        "buildings, trees, shadows) and informal settlements (dense small R/U/T/I/L roofs, narrow alleys) that "
-        "grow - faster in 2020-2021 - and are sometimes cleared. Each year has its own sun angle, sensor gain, "
-        "haze, clouds (with a cloud mask) and nodata swath edges.",
+        "A seeded procedural city stands in for 0.5-0.6 m imagery: formal districts (road grid, "
+        "regular buildings, trees, shadows) and informal settlements (dense small R/U/T/I/L roofs, "
+        "narrow alleys) that grow - faster in 2020-2021 - and are sometimes cleared. Each year has its "
+        "own sun angle, sensor gain, haze, clouds (with a cloud mask) and nodata swath edges.",
         "Writes under OUT: imagery/<year>.tif and imagery/<year>_cloud.tif (COGs), labels/masks/<year>.tif "
         "(1 slum, 0 non-slum, 255 nodata), labels/slums.parquet and labels/buildings.parquet (GeoParquet), "
         "truth.json (true slum area per year, building counts) and a static STAC catalog OUT/catalog.json. "
@@ -55,26 +55,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command("synth", help=_HELP)
     def synth(
-        out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; existing outputs are replaced)."),
+        out: Path = typer.Option(
+            ..., "--out", "-o", help="Output folder (created; existing outputs are replaced)."
+        ),
         size: str = typer.Option(
             DEFAULT_SIZE,
             "--size",
             help="Preset: tiny (1024x1024), small (4096x4096), city (20000x20000), metro (40000x40000); "
             "or WIDTHxHEIGHT in pixels, e.g. 1000x777.",
         ),
-        seed: int = typer.Option(DEFAULT_SEED, "--seed", min=0, help="Seed of the city and of every per-year effect."),
+        seed: int = typer.Option(
+            DEFAULT_SEED, "--seed", min=0, help="Seed of the city and of every per-year effect."
+        ),
         bands: Bands = typer.Option(Bands.rgb, "--bands", help="rgb, or rgbn to add a near-infrared band."),
         dtype: Dtype = typer.Option(
             Dtype.uint8, "--dtype", help="uint8, or uint16 (12-bit-like values scaled by 16, with noise)."
         ),
         years: str = typer.Option(
-            DEFAULT_YEARS, "--years", help="Years to render: a range (2014-2024), a list (2014,2019,2024) or both."
+            DEFAULT_YEARS,
+            "--years",
+            help="Years to render: a range (2014-2024), a list (2014,2019,2024) or both.",
         ),
         resolution: float = typer.Option(
-            DEFAULT_RESOLUTION_M, "--resolution", help="Pixel size in metres (0.3-2.0; the look is tuned for 0.5-0.6)."
+            DEFAULT_RESOLUTION_M,
+            "--resolution",
+            help="Pixel size in metres (0.3-2.0; the look is tuned for 0.5-0.6).",
         ),
         window: int = typer.Option(
-            DEFAULT_WINDOW_PX, "--window", help="Edge of the windows rendered one at a time, pixels (memory vs. speed)."
+            DEFAULT_WINDOW_PX,
+            "--window",
+            help="Edge of the windows rendered one at a time, pixels (memory vs. speed).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
@@ -99,8 +109,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=SYNTH_ERROR_EXIT_CODE) from exc
 
         console.print(
-            f"generating [bold]{spec.collection_id}[/]: {spec.width}x{spec.height} px at {spec.resolution:g} m, "
-            f"{spec.bands} {spec.dtype}, years {spec.years[0]}-{spec.years[-1]} ({len(spec.years)} scenes), {spec.crs}"
+            f"generating [bold]{spec.collection_id}[/]: {spec.width}x{spec.height} px at "
+            f"{spec.resolution:g} m, {spec.bands} {spec.dtype}, years {spec.years[0]}-{spec.years[-1]} "
+            f"({len(spec.years)} scenes), {spec.crs}"
         )
         started = time.perf_counter()
         try:
@@ -112,7 +123,9 @@ def register(app: typer.Typer) -> None:
 
         first, last = str(spec.years[0]), str(spec.years[-1])
         area = city.truth["slum_area_m2"]
-        table = Table(title=f"synthetic city written in {elapsed:.1f} s", show_header=True, header_style="bold")
+        table = Table(
+            title=f"synthetic city written in {elapsed:.1f} s", show_header=True, header_style="bold"
+        )
         table.add_column("output")
         table.add_column("path", overflow="fold")
         rows = (

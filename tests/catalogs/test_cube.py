@@ -179,3 +179,22 @@ def test_default_grid_is_utm_of_aoi() -> None:
 def test_open_cube_missing_store(tmp_path: Path) -> None:
     with pytest.raises(CubeError, match="no cube"):
         open_cube(CubeRef(tmp_path / "none.zarr"))
+
+
+def test_best_composite_prefers_least_cloudy_whatever_the_order(tmp_path: Path) -> None:
+    cat = make_static_catalog(
+        [scene(2016, seed=5, cloud_fraction=0.5, item_id="a-cloudy"), scene(2016, seed=3, item_id="z-clear")],
+        root=tmp_path / "c",
+    )
+    items = search_items(catalog=cat)
+    assert [it.id for it in items] == ["a-cloudy", "z-clear"]
+    ds = open_cube(_build(items, tmp_path / "o.zarr"))
+    np.testing.assert_array_equal(ds["imagery"].values[0], scene_pixels(scene(2016, seed=3))[0])
+    assert ds.attrs["slumwatch:items"]["2016"] == ["z-clear", "a-cloudy"]
+
+
+def test_default_grid_is_items_native_grid(three_year_catalog: Path) -> None:
+    items = search_items(catalog=three_year_catalog)
+    gb = resolve_geobox(GridSpec(), items)
+    assert str(gb.crs) == "EPSG:32643" and gb.shape.yx == SHAPE
+    assert (gb.affine.c, gb.affine.f) == pytest.approx((NATIVE_BBOX[0], NATIVE_BBOX[3]))

@@ -93,7 +93,7 @@ def write_predictions(
     )
 
 
-def write_cube(path: Path, imagery: np.ndarray, *, years: tuple[int, ...]) -> None:
+def write_cube(path: Path, imagery: np.ndarray, *, years: tuple[int, ...], tile: int = 32) -> None:
     """Write ``imagery`` (time, band, y, x) with a ``band`` coord to a Zarr v3 store."""
     times = pd.to_datetime([f"{y}-06-15" for y in years])
     dataset = xr.Dataset(
@@ -104,7 +104,7 @@ def write_cube(path: Path, imagery: np.ndarray, *, years: tuple[int, ...]) -> No
             **_coords(imagery.shape[2], imagery.shape[3]),
         },
     )
-    chunks = (1, imagery.shape[1], 32, 32)
+    chunks = (1, imagery.shape[1], tile, tile)
     dataset.to_zarr(
         path, mode="w", zarr_format=3, consolidated=False, encoding={"imagery": {"chunks": chunks}}
     )

@@ -242,3 +242,17 @@ def test_large_prediction_is_read_window_by_window(tmp_path: Path, monkeypatch: 
     assert np.isnan(share[: 300 // factor - 1]).all()  # nodata rows
     assert (share[600 // factor : 1400 // factor, 500 // factor : 1100 // factor] == 1).all()
     assert (share[1600 // factor :] == 0).all()
+
+
+def test_single_year_without_truth(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "growth.csv").write_text("year,predicted_area_m2,true_area_m2\n2024,0,\n", encoding="utf-8")
+    write_predictions(run / "predictions.zarr", np.zeros((1, 16, 20), dtype=np.uint8), years=(2024,))
+    parsed = parse_report(render_report(run_dir=run).read_text(encoding="utf-8"))
+    assert parsed.cards["area"][1] == "0\u00a0m²"
+    assert parsed.cards["growth"][1] == parsed.cards["growth-error"][1] == "—"
+    assert any("single year" in n for n in parsed.notes)
+    assert any("no ground-truth areas" in n for n in parsed.notes)
+    assert (run / "report" / "maps" / "2024.png").is_file()
+    assert not list((run / "report" / "maps").glob("change_*.png"))

@@ -71,13 +71,16 @@ def make_model(
     num_classes: int = 2,
     in_channels: int = 3,
     gram_branch: bool = False,
-    sharpen: float = 20.0,
+    sharpen: float = 60.0,
 ) -> TinySegModel:
-    """A seeded TinySegModel; ``sharpen`` scales the head so some predictions are confident."""
+    """A seeded TinySegModel; ``sharpen`` scales the head so some predictions are confident, and the head
+    bias is centred so both classes are predicted on random inputs."""
     torch.manual_seed(seed)
     model = TinySegModel(num_classes=num_classes, in_channels=in_channels, gram_branch=gram_branch)
     with torch.no_grad():
         model.head.weight.mul_(sharpen)
+        probe = torch.rand(8, in_channels, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+        model.head.bias.sub_(model.head(model.backbone(probe)).mean(dim=(0, 2, 3)))  # balance the classes
     return model
 
 

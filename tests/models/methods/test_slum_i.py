@@ -16,7 +16,7 @@ from slumwatch.models.methods.prototype_bank import PrototypeBankConfig
 from slumwatch.models.methods.slum_i import SlumIConfig, SlumIStep
 from slumwatch.models.methods.unimatch import UniMatchConfig, UniMatchStep
 
-THRESHOLD = 0.85
+THRESHOLD = 0.7
 BANK = PrototypeBankConfig(dim=8, queue_size=16, samples_per_class=4, w_min=0.1, scale=2.0)
 
 
@@ -145,3 +145,23 @@ def test_state_round_trip_reproduces_next_loss(model_factory, batch_factory) -> 
     fresh.load_state_dict(saved["step"])
     assert torch.equal(fresh.training_step(clone, nxt, iteration=2, total_iters=4).loss, expected)
     fresh.load_state_dict({})  # an empty state (fresh run) is accepted
+
+
+def test_flat_overrides_reach_nested_configs() -> None:
+    step = get_method(
+        "slum-i", num_classes=3, tau_low=0.6, queue_size=32, threshold=0.9, use_prototypes=False
+    )
+    assert isinstance(step, SlumIStep)
+    cfg = step.slum_config
+    assert cfg.caat.tau_low == 0.6 and cfg.bank.queue_size == 32 and cfg.unimatch.threshold == 0.9
+    assert step.gating.caat.thresholds.shape == (3,) and step.gating.bank.queues.shape[0] == 3
+    assert not step.uses_projection
+    with pytest.raises(TypeError, match="unknown"):
+        get_method("slum-i", no_such_option=1)
+    with pytest.raises(TypeError):
+        get_method("unimatch", tau_low=0.5)
+
+
+def test_class_count_mismatch_is_reported(model_factory, batch_factory) -> None:
+    with pytest.raises(ValueError, match="num_classes=2"):
+        _step(num_classes=3).training_step(model_factory(), batch_factory(), iteration=0, total_iters=1)

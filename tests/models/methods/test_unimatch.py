@@ -9,7 +9,7 @@ from torch import Tensor
 from slumwatch.models.methods import get_method
 from slumwatch.models.methods.unimatch import UniMatchConfig, UniMatchStep
 
-THRESHOLD = 0.85
+THRESHOLD = 0.7
 
 
 def _ce(logits: Tensor, target: Tensor) -> Tensor:

@@ -1,0 +1,89 @@
+"""Training actors: the single-process path and a two-worker Ray Train (DDP, gloo) run with a failure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from slumwatch.actors.training import TrainDatasets, train_distributed, train_local
+from slumwatch.models import TileDataset, TrainConfig, load_checkpoint
+from slumwatch.models.augment import AugmentConfig
+
+SMALL = "deeplabv3plus_resnet18"
+SIZE = 32
+
+
+def _arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 3, SIZE, SIZE)).astype(np.float32)
+    labels = (images[:, 0] > 0.5).astype(np.int64)
+    return images, labels
+
+
+class FlakyTiles(TileDataset):
+    """Raises once (the first time epoch 1 is read, marked by a file) to simulate a dying worker."""
+
+    def __init__(self, *args: Any, marker: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.marker = marker
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.epoch == 1 and not self.marker.exists():
+            self.marker.touch()
+            raise RuntimeError("simulated worker failure")
+        return super().__getitem__(index)
+
+
+def build_small(marker: Path | None = None) -> TrainDatasets:
+    images, labels = _arrays(8, seed=0)
+    val_images, val_labels = _arrays(2, seed=1)
+    train: TileDataset = (
+        TileDataset(images, labels, augment=AugmentConfig())
+        if marker is None
+        else FlakyTiles(images, labels, augment=AugmentConfig(), marker=marker)
+    )
+    return TrainDatasets(train=train, val=TileDataset(val_images, val_labels))
+
+
+def test_train_local_runs_the_engine(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = TrainConfig(epochs=1, batch_size=4, lr=0.01)
+    result = train_local(
+        config=config, model_name=SMALL, model_kwargs={}, method_name="supervised", method_kwargs={},
+        dataset_builder=build_small, run_dir=tmp_path, progress=False, split_hash="h",
+    )
+    assert result.iterations == 2
+    assert result.best_path is not None and result.best_path.is_file()
+    assert load_checkpoint(result.best_path).metadata["split_hash"] == "h"
+
+
+@pytest.mark.integration
+def test_two_worker_ray_train_survives_a_worker_failure(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        marker = tmp_path / "failed-once"
+        config = TrainConfig(epochs=2, batch_size=2, lr=0.01)  # 8 tiles / 2 workers / 2 per batch = 2 iters
+        from functools import partial
+
+        result = train_distributed(
+            config=config, model_name=SMALL, model_kwargs={}, method_name="supervised", method_kwargs={},
+            dataset_builder=partial(build_small, marker), run_dir=tmp_path / "run", num_workers=2,
+            use_gpu=False, max_failures=1,
+        )
+    finally:
+        ray.shutdown()
+    assert marker.exists()  # the failure happened and the run still completed
+    assert result.iterations == 4
+    assert len(result.history) == 2
+    assert result.best_path is not None
+    loaded = load_checkpoint(result.latest_path)  # type: ignore[arg-type]
+    assert loaded.metadata["world_size"] == 2
+    assert loaded.metadata["epoch"] == 2
+    assert any((tmp_path / "run" / "ray").rglob("latest.pt"))
