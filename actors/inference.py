@@ -104,7 +104,7 @@ class SegmentationPredictor:
         from slumwatch.models.inference import predict_proba
 
         images = torch.from_numpy(np.ascontiguousarray(batch["image"])).to(self.device)
-        proba = predict_proba(self.model, images, tta=self.tta)[:, 1]
+        proba = predict_proba(self.model, images, tta_flip=self.tta)[:, 1]
         prob = np.rint(proba.float().cpu().numpy() * PROB_SCALE).astype(np.uint8)
         prob = np.where(batch["valid"], prob, PROB_NODATA).astype(np.uint8)
         out = {k: v for k, v in batch.items() if k != "image"}

@@ -76,7 +76,7 @@ def _train_worker(
     )
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        train_ds, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator
+        train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size, generator=generator
     )
     val_loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False)
     model = get_model(model_name, num_classes=2, in_channels=in_channels)

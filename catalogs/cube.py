@@ -278,15 +278,23 @@ def composite_window(
     """
     image = data.image
     n, nband, h, w = image.shape
+    if n == 0:
+        return np.full((nband, h, w), nodata, dtype=image.dtype), np.zeros((h, w), dtype="uint8")
     usable = np.all(image != nodata, axis=1)
     if data.mask is not None:
         usable &= data.mask == CLEAR
     any_usable = usable.any(axis=0)
-    if n == 0:
-        return np.full((nband, h, w), nodata, dtype=image.dtype), np.zeros((h, w), dtype="uint8")
+    fill = np.asarray(nodata, dtype=image.dtype)
     if method == "best":
-        first = np.argmax(usable, axis=0)
-        out = np.take_along_axis(image, first[None, None, :, :], axis=0)[0]
+        # walk items best first and fill only pixels still empty (cheaper than fancy indexing)
+        out = np.where(usable[0][None], image[0], fill)
+        if n > 1:
+            filled = usable[0].copy()
+            for i in range(1, n):
+                take = usable[i] & ~filled
+                if take.any():
+                    np.copyto(out, image[i], where=take[None])
+                    filled |= take
     elif method == "median":
         out = np.empty((nband, h, w), dtype=image.dtype)
         for b in range(nband):
@@ -298,7 +306,6 @@ def composite_window(
             out[b] = np.where(any_usable, np.rint(np.nan_to_num(med, nan=nodata)), nodata).astype(image.dtype)
     else:
         raise ValueError(f"composite must be 'best' or 'median', got {method!r}")
-    out = np.where(any_usable[None], out, np.asarray(nodata, dtype=image.dtype))
     return out, any_usable.astype("uint8")
 
 
@@ -593,6 +600,12 @@ def _consolidate(path: Path) -> None:
 
 
 def _store_years(path: Path) -> list[int]:
+    """Years on the store's time axis (read straight from zarr: this runs often)."""
+    time_arr = _open_group(path, mode="r")["time"]
+    if time_arr.attrs.get("units") == TIME_ENCODING["units"]:
+        days = np.asarray(time_arr[:], dtype="int64")
+        stamps = np.datetime64("1970-01-01", "D") + days.astype("timedelta64[D]")
+        return [int(str(v)[:4]) for v in stamps]
     with _quiet_zarr():
         ds = xr.open_zarr(path, consolidated=False)
     return [int(y) for y in ds["time"].dt.year.values]
@@ -1039,7 +1052,6 @@ def build_cube(
                     continue
                 log.warning("%s; kept (all nodata)", msg)
             done_summaries[year] = summary
-            _write_root_attrs(out, plan, done_summaries, query=query, composite=composite)
     _write_root_attrs(out, plan, done_summaries, query=query, composite=composite)
     return CubeRef(path=out)
 

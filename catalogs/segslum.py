@@ -72,7 +72,7 @@ def export_segslum(
 
     Args:
         cube: A cube with ``labels``.
-        splits: Tile splits (their tile size must equal the cube's chunk tile or divide the grid the same way).
+        splits: Tile splits (their tile grid is laid over the cube grid from its origin).
         out: Output folder.
         years: Years to export (default: the splits' years, else all).
 

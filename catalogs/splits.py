@@ -402,8 +402,7 @@ def format_report(splits: Splits) -> str:
     """The class-balance report as a Markdown table."""
     rows = ["| split | tiles | slum | mixed | non-slum | slum px fraction |", "|---|---|---|---|---|---|"]
     for name, r in split_report(splits).items():
-        s = r["strata"]
-        rows.append(
-            f"| {name} | {r['tiles']} | {s['slum']} | {s['mixed']} | {s['non-slum']} | {r['slum_fraction']:.3f} |"
-        )
+        k = r["strata"]
+        counts = f"{k['slum']} | {k['mixed']} | {k['non-slum']}"
+        rows.append(f"| {name} | {r['tiles']} | {counts} | {r['slum_fraction']:.3f} |")
     return "\n".join(rows)

@@ -13,7 +13,7 @@ import typer
 
 from slumwatch import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("synth", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("synth", "demo", "report")
 
 app = typer.Typer(
     name="slumwatch",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import shapely
-from affine import Affine
 from rasterio.features import rasterize
+from rasterio.transform import Affine
 from shapely.geometry.base import BaseGeometry
 
 from .acquisition import MIN_SUN_ELEVATION_DEG, Acquisition, acquisition

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from affine import Affine
+from rasterio.transform import Affine
 
 from slumwatch.catalogs.errors import CatalogError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_splits_are_disjoint_stratified_nested_and_seeded(labelled_cube: CubeRef
         if len(members) >= 4:
             assert any(s.strata[t] == stratum for t in s.train)
     subsets = [set(s.subsets[k]) for k in ("3", "10", "20", "30")]
-    assert all(a <= b for a, b in zip(subsets, subsets[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(subsets))
     assert subsets[-1] <= train and len(subsets[0]) >= 1
     again = make_splits(cube=labelled_cube, spec=spec)
     assert again.sha256 == s.sha256

@@ -17,8 +17,8 @@ import pystac
 import pytest
 import rasterio
 import shapely
-from affine import Affine
 from rasterio.features import rasterize, shapes
+from rasterio.transform import Affine
 from shapely.geometry import box, shape
 from typer.testing import CliRunner
 
