@@ -26,7 +26,7 @@ from slumwatch.actors.tiles import BandScaling, CubeArrays, read_tile
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
 
 __all__ = [
-    "MANIFEST_NAME",
+    "MANIFEST_SUFFIX",
     "PROB_NODATA",
     "PROB_SCALE",
     "CubeTileReader",
@@ -34,11 +34,13 @@ __all__ = [
     "SegmentationPredictor",
     "create_prediction_store",
     "predict_cube",
+    "progress_manifest",
 ]
 
 PROB_SCALE = 250
 PROB_NODATA = 255
-MANIFEST_NAME = "slumwatch_manifest.json"
+MANIFEST_SUFFIX = ".progress.json"
+"""The resume manifest lies beside the store (``<store>.progress.json``), outside the Zarr hierarchy."""
 MANIFEST_FLUSH_EVERY = 16
 """Batches between manifest writes."""
 
@@ -131,6 +133,11 @@ class _Manifest:
         tmp.replace(path)
 
 
+def progress_manifest(out: Path) -> Path:
+    """Path of the resume manifest of the prediction store ``out``."""
+    return out.with_name(out.name + MANIFEST_SUFFIX)
+
+
 def create_prediction_store(*, cube: Path, out: Path, spec: TileSpec) -> None:
     """Create ``predictions.zarr`` on the cube's grid (coords, CRS), without data chunks.
 
@@ -181,7 +188,7 @@ def predict_cube(
     arrays = CubeArrays.open(cube)
     t_len, _, height, width = arrays.shape
     windows = list(iter_tiles(spec, height=height, width=width))
-    manifest_path = Path(out) / MANIFEST_NAME
+    manifest_path = progress_manifest(Path(out))
     meta = {"cube": str(cube), "checkpoint": str(checkpoint), "tile_size": spec.size, "overlap": spec.overlap}
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -206,14 +213,14 @@ def predict_cube(
         CubeTileReader,
         fn_constructor_kwargs={"cube": str(cube), "spec": spec, "scaling": scaling.to_dict()},
         batch_size=batch_size,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         batch_format="numpy",
     )
     ds = ds.map_batches(
         SegmentationPredictor,
         fn_constructor_kwargs={"checkpoint": str(checkpoint), "device": device},
         batch_size=batch_size,
-        concurrency=num_actors,
+        compute=ray.data.ActorPoolStrategy(size=num_actors),
         num_gpus=1 if use_gpu else 0,
         batch_format="numpy",
     )

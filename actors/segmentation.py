@@ -50,6 +50,7 @@ def _train_worker(
     in_channels: int,
     run_dir: str,
     epochs: int,
+    val_every: int,
     batch_size: int,
     learning_rate: float,
     seed: int,
@@ -72,11 +73,15 @@ def _train_worker(
         lr=learning_rate,
         seed=seed,
         device="cpu" if device == "cpu" else ("cuda" if device.startswith("cuda") else "auto"),
-        val_every=1,
+        val_every=val_every,
     )
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size, generator=generator
+        train_ds,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(train_ds) > batch_size,
+        generator=generator,
     )
     val_loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False)
     model = get_model(model_name, num_classes=2, in_channels=in_channels)
@@ -103,6 +108,7 @@ def train_from_cube(
     epochs: int,
     batch_size: int,
     crop_size: int,
+    val_every: int = 1,
     learning_rate: float,
     train_fraction: float,
     tile_size: int,
@@ -160,6 +166,7 @@ def train_from_cube(
                 in_channels=n_bands,
                 run_dir=str(run_dir),
                 epochs=epochs,
+                val_every=val_every,
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 seed=seed,

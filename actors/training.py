@@ -32,7 +32,15 @@ import ray.train.torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from slumwatch.models import Engine, EpochReport, TrainConfig, TrainResult, get_method, get_model, seed_everything
+from slumwatch.models import (
+    Engine,
+    EpochReport,
+    TrainConfig,
+    TrainResult,
+    get_method,
+    get_model,
+    seed_everything,
+)
 from slumwatch.models.checkpoint import read_checkpoint
 from slumwatch.models.engine import LATEST_NAME
 
@@ -71,7 +79,11 @@ def build_loaders(
 ) -> tuple[DataLoader[Any], DataLoader[Any] | None, DataLoader[Any] | None]:
     """(train, val, unlabeled) loaders: shuffled training loaders (``drop_last``), ordered validation."""
     train = DataLoader(
-        datasets.train, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.num_workers
+        datasets.train,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.num_workers,
     )
     val = None
     if datasets.val is not None:

@@ -87,6 +87,7 @@ def train_model(*, cube: Path, cfg: DemoConfig, run_dir: Path) -> tuple[Path, di
         model_name=cfg.model,
         train_years=cfg.training_years,
         epochs=cfg.epochs,
+        val_every=cfg.val_every,
         batch_size=cfg.batch_size,
         crop_size=cfg.crop_size,
         learning_rate=cfg.learning_rate,

@@ -79,9 +79,10 @@ class DemoConfig(BaseModel):
     seed: int = Field(7, ge=0, description="Seed of the synthetic city.")
     years: YearRange = Field(default_factory=YearRange)
     model: str = Field("deeplabv3plus_resnet18", description="Registered segmentation model name.")
-    epochs: int = Field(6, ge=1, le=1000)
+    epochs: int = Field(40, ge=1, le=1000)
+    val_every: int = Field(10, ge=1, le=1000, description="Validate (and keep best.pt) every N epochs.")
     batch_size: int = Field(8, ge=1, le=1024)
-    crop_size: int = Field(256, ge=32, le=2048)
+    crop_size: int = Field(128, ge=32, le=2048, description="Random training crop (pixels).")
     learning_rate: float = Field(0.01, gt=0, lt=10)
     train_fraction: float = Field(
         0.5, gt=0, lt=1, description="Share of tile positions whose labels are used for training."

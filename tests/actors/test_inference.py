@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from slumwatch.actors.inference import MANIFEST_NAME, PROB_NODATA, InferenceError, predict_cube
+from slumwatch.actors.inference import PROB_NODATA, InferenceError, predict_cube, progress_manifest
 from slumwatch.actors.tiles import BandScaling
 from slumwatch.catalogs.tiling import TileSpec
 from tests.actors.test_tiles import make_cube
@@ -37,12 +37,16 @@ def checkpoint(tmp_path: Path) -> Path:
 
 
 @pytest.mark.integration
-def test_predict_cube_writes_every_pixel_and_resumes(tmp_path: Path, checkpoint: Path, ray_local: None) -> None:
+def test_predict_cube_writes_every_pixel_and_resumes(
+    tmp_path: Path, checkpoint: Path, ray_local: None
+) -> None:
     cube = make_cube(tmp_path / "c.zarr", t=2, h=70, w=90)
     scaling = BandScaling(bands=("red", "green", "blue"), low=(0.0,) * 3, high=(255.0,) * 3)
     out = tmp_path / "p.zarr"
     spec = TileSpec(32, 8)
-    predict_cube(cube=cube, checkpoint=checkpoint, out=out, spec=spec, scaling=scaling, batch_size=4, progress=False)
+    predict_cube(
+        cube=cube, checkpoint=checkpoint, out=out, spec=spec, scaling=scaling, batch_size=4, progress=False
+    )
 
     probs = xr.open_zarr(str(out), mask_and_scale=False)["slum_prob"]
     assert probs.dims == ("time", "y", "x") and probs.shape == (2, 70, 90)
@@ -50,12 +54,14 @@ def test_predict_cube_writes_every_pixel_and_resumes(tmp_path: Path, checkpoint:
     valid = zarr.open_group(str(cube), mode="r")["valid"][:].astype(bool)
     assert (values[~valid] == PROB_NODATA).all()
     assert (values[valid] <= 250).all()
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    manifest = json.loads(progress_manifest(out).read_text())
     assert len(manifest["done"]) == 2 * 3 * 3
 
     # A re-run finds everything done and rewrites nothing.
     before = {p: p.stat().st_mtime_ns for p in out.rglob("c/*") if p.is_file()}
-    predict_cube(cube=cube, checkpoint=checkpoint, out=out, spec=spec, scaling=scaling, batch_size=4, progress=False)
+    predict_cube(
+        cube=cube, checkpoint=checkpoint, out=out, spec=spec, scaling=scaling, batch_size=4, progress=False
+    )
     after = {p: p.stat().st_mtime_ns for p in out.rglob("c/*") if p.is_file()}
     assert before == after
 
@@ -72,4 +78,6 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     cube = make_cube(tmp_path / "c.zarr")
     scaling = BandScaling(bands=("red", "green", "blue"), low=(0.0,) * 3, high=(255.0,) * 3)
     with pytest.raises(InferenceError, match="checkpoint not found"):
-        predict_cube(cube=cube, checkpoint=tmp_path / "nope.pt", out=tmp_path / "p", spec=TileSpec(32), scaling=scaling)
+        predict_cube(
+            cube=cube, checkpoint=tmp_path / "nope.pt", out=tmp_path / "p", spec=TileSpec(32), scaling=scaling
+        )

@@ -75,7 +75,9 @@ def test_load_labelled_tiles_skips_unlabelled_and_names_missing_years(tmp_path: 
     assert all(t.startswith("2015/") for t in tiles.tile_ids)
     assert set(np.unique(tiles.labels)) <= {0, 1, 255}
     with pytest.raises(TileReadError, match=r"years \[2030\]"):
-        load_labelled_tiles(cube=path, years=[2030], cube_years=[2014, 2015], spec=TileSpec(32), scaling=scaling)
+        load_labelled_tiles(
+            cube=path, years=[2030], cube_years=[2014, 2015], spec=TileSpec(32), scaling=scaling
+        )
 
 
 def test_open_rejects_non_cubes(tmp_path: Path) -> None:

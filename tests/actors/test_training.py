@@ -54,8 +54,15 @@ def test_train_local_runs_the_engine(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     config = TrainConfig(epochs=1, batch_size=4, lr=0.01)
     result = train_local(
-        config=config, model_name=SMALL, model_kwargs={}, method_name="supervised", method_kwargs={},
-        dataset_builder=build_small, run_dir=tmp_path, progress=False, split_hash="h",
+        config=config,
+        model_name=SMALL,
+        model_kwargs={},
+        method_name="supervised",
+        method_kwargs={},
+        dataset_builder=build_small,
+        run_dir=tmp_path,
+        progress=False,
+        split_hash="h",
     )
     assert result.iterations == 2
     assert result.best_path is not None and result.best_path.is_file()
@@ -73,9 +80,16 @@ def test_two_worker_ray_train_survives_a_worker_failure(tmp_path: Path) -> None:
         from functools import partial
 
         result = train_distributed(
-            config=config, model_name=SMALL, model_kwargs={}, method_name="supervised", method_kwargs={},
-            dataset_builder=partial(build_small, marker), run_dir=tmp_path / "run", num_workers=2,
-            use_gpu=False, max_failures=1,
+            config=config,
+            model_name=SMALL,
+            model_kwargs={},
+            method_name="supervised",
+            method_kwargs={},
+            dataset_builder=partial(build_small, marker),
+            run_dir=tmp_path / "run",
+            num_workers=2,
+            use_gpu=False,
+            max_failures=1,
         )
     finally:
         ray.shutdown()
