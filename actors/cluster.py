@@ -23,8 +23,13 @@ class RayStartError(RuntimeError):
     """A local Ray node could not be started."""
 
 
-def init_local_ray(*, num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> None:
-    """Start a local Ray node, retrying when a busy machine makes the node start time out."""
+def init_local_ray(
+    *, num_cpus: int | None = None, num_gpus: int | None = None, log_to_driver: bool = True, **kwargs: Any
+) -> None:
+    """Start a local Ray node, retrying when a busy machine makes the node start time out.
+
+    ``log_to_driver`` forwards workers' output (their progress bars) to this process.
+    """
     import ray
 
     os.environ.setdefault(AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS)
@@ -35,7 +40,7 @@ def init_local_ray(*, num_cpus: int | None = None, num_gpus: int | None = None, 
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 num_gpus=num_gpus,
                 include_dashboard=False,
-                log_to_driver=False,
+                log_to_driver=log_to_driver,
                 configure_logging=False,
                 **kwargs,
             )

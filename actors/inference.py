@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from slumwatch.actors.tiles import BandScaling, CubeArrays, read_tile
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
+from slumwatch.zarr_io import require_array
 
 __all__ = [
     "MANIFEST_SUFFIX",
@@ -207,8 +208,8 @@ def predict_cube(
     done = set(manifest.done)
     if not todo:
         return Path(out)
-    prob_arr = zarr.open_group(str(out), mode="r+")["slum_prob"]
-    ds = ray.data.from_items(todo)
+    prob_arr = require_array(zarr.open_group(str(out), mode="r+"), "slum_prob", where=out)
+    ds: ray.data.Dataset = ray.data.from_items(todo)
     ds = ds.map_batches(
         CubeTileReader,
         fn_constructor_kwargs={"cube": str(cube), "spec": spec, "scaling": scaling.to_dict()},

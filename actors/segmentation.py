@@ -158,7 +158,8 @@ def train_from_cube(
     }
     use_gpu = device != "cpu" and _cuda_available()
     with ray_cluster():
-        remote = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_train_worker)
+        decorator: Any = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
+        remote = decorator(_train_worker)
         result = ray.get(
             remote.remote(
                 datasets,

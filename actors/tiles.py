@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 from slumwatch.catalogs.tiling import TileSpec, TileWindow, iter_tiles
+from slumwatch.zarr_io import StoreError, optional_array, require_array
 
 __all__ = [
     "LABEL_IGNORE",
@@ -84,14 +85,15 @@ class CubeArrays:
             group = zarr.open_group(str(path), mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
             raise TileReadError(f"{path}: not a Zarr cube ({err})") from err
-        if "imagery" not in group:
-            raise TileReadError(f"{path}: the cube has no 'imagery' array")
-        imagery = group["imagery"]
+        try:
+            imagery = require_array(group, "imagery", where=path)
+            valid = optional_array(group, "valid", where=path)
+            labels = optional_array(group, "labels", where=path)
+        except StoreError as err:
+            raise TileReadError(f"not a usable cube: {err}") from err
         if imagery.ndim != 4:
             raise TileReadError(f"{path}/imagery must be (time, band, y, x), got {imagery.ndim} dims")
-        valid = group.get("valid")
-        labels = group.get("labels")
-        return cls(path=Path(path), imagery=imagery, valid=valid, labels=labels)  # type: ignore[arg-type]
+        return cls(path=Path(path), imagery=imagery, valid=valid, labels=labels)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

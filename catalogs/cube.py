@@ -220,6 +220,24 @@ def _items_native_bounds(
     )
 
 
+def _pixel_anchor(items: Sequence[pystac.Item], crs: str, res: float) -> tuple[float, float]:
+    """Offset of the pixel lattice: the items' own lattice when they are already on ``crs`` at
+    ``res`` (so a native-resolution cube copies pixels instead of resampling them half a pixel
+    off), else multiples of ``res`` from 0."""
+    for it in items:
+        tr = it.properties.get("proj:transform")
+        code = _declared_crs(it)
+        if not tr or len(tr) < 6 or code is None:
+            continue
+        if CRS.from_user_input(code) != CRS.from_user_input(crs):
+            continue
+        if math.isclose(abs(float(tr[0])), res, rel_tol=1e-9) and math.isclose(
+            abs(float(tr[4])), res, rel_tol=1e-9
+        ):
+            return float(tr[2]) % res, float(tr[5]) % res
+    return 0.0, 0.0
+
+
 def resolve_geobox(grid: GridSpec, items: Sequence[pystac.Item] = ()) -> GeoBox:
     """The pixel grid of ``grid``: CRS, snapped bounds (multiples of the resolution), shape."""
     if grid.aoi is not None:
@@ -256,8 +274,9 @@ def resolve_geobox(grid: GridSpec, items: Sequence[pystac.Item] = ()) -> GeoBox:
         left, bottom, right, top = transform_bounds(src_crs, crs, *src_bounds, densify_pts=21)
     res = grid.resolution
     eps = 1e-6
-    x0 = math.floor(left / res + eps) * res
-    y1 = math.ceil(top / res - eps) * res
+    ax, ay = _pixel_anchor(items, crs, res)
+    x0 = math.floor((left - ax) / res + eps) * res + ax
+    y1 = math.ceil((top - ay) / res - eps) * res + ay
     width = max(1, math.ceil((right - x0) / res - eps))
     height = max(1, math.ceil((y1 - bottom) / res - eps))
     affine = Affine(res, 0.0, x0, 0.0, -res, y1)

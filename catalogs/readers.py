@@ -53,7 +53,7 @@ RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 #: GDAL options for reading COGs over HTTP: bounded retries on 429/5xx, timeouts, no dir listing.
 GDAL_HTTP_OPTIONS: Mapping[str, Any] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_CACHEMAX": 128,  # MB of block cache: bounded, so memory stays flat over a citywide AOI
+    "GDAL_CACHEMAX": 64,  # MB of block cache: bounded, so memory stays flat over a citywide AOI
     "GDAL_HTTP_MAX_RETRY": 4,
     "GDAL_HTTP_RETRY_DELAY": 0.5,
     "GDAL_HTTP_TIMEOUT": 60,

@@ -79,7 +79,9 @@ class DPTHead(nn.Module):
                 nn.Conv2d(c4, c4, 3, stride=DOWNSAMPLE_2X, padding=1),
             ]
         )
-        self.layer_rn = nn.ModuleList([nn.Conv2d(c, features, 3, padding=1, bias=False) for c in out_channels])
+        self.layer_rn = nn.ModuleList(
+            [nn.Conv2d(c, features, 3, padding=1, bias=False) for c in out_channels]
+        )
         self.fusion = nn.ModuleList([FusionBlock(features) for _ in range(NUM_LEVELS)])
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from slumwatch.zarr_io import StoreError, require_array
+
 __all__ = [
     "PROB_NODATA",
     "PROB_SCALE",
@@ -40,7 +42,7 @@ WINDOW = 1024
 """Spatial window (pixels) processed at a time."""
 
 
-class GrowthSummaryError(ValueError):
+class GrowthSummaryError(StoreError):
     """The predictions or labels cannot be summarised (missing array, shape mismatch...)."""
 
 
@@ -82,14 +84,14 @@ def fill_gaps(pred: np.ndarray, seen: np.ndarray) -> np.ndarray:
         raise GrowthSummaryError(f"pred {pred.shape} and seen {seen.shape} differ in shape")
     t_len = pred.shape[0]
     idx = np.where(seen, np.arange(t_len)[:, None, None], -1)
-    last_seen = np.maximum.accumulate(idx, axis=0)  # forward fill index
+    last_seen: np.ndarray = np.maximum.accumulate(idx, axis=0)  # forward fill index
     big = t_len + 1
     idx_b = np.where(seen, np.arange(t_len)[:, None, None], big)
-    next_seen = np.minimum.accumulate(idx_b[::-1], axis=0)[::-1]  # backward fill index
+    reverse_min: np.ndarray = np.minimum.accumulate(idx_b[::-1], axis=0)
+    next_seen = reverse_min[::-1]  # backward fill index
     source = np.where(last_seen >= 0, last_seen, np.where(next_seen < big, next_seen, -1))
-    rows, cols = np.indices(pred.shape[1:])
     safe = np.clip(source, 0, t_len - 1)
-    filled = pred[safe, rows[None], cols[None]]
+    filled = np.take_along_axis(pred, safe, axis=0)
     return np.where(source >= 0, filled, False)
 
 
@@ -131,10 +133,7 @@ def summarize_growth(
             (e.g. tiles held out from training). Per-year IoU uses all labelled pixels.
         threshold: probability above which a pixel is slum.
     """
-    store = zarr.open_group(str(predictions), mode="r")
-    if "slum_prob" not in store:
-        raise GrowthSummaryError(f"{predictions}: no 'slum_prob' array")
-    prob = store["slum_prob"]
+    prob = require_array(zarr.open_group(str(predictions), mode="r"), "slum_prob", where=predictions)
     t_len, height, width = prob.shape
     if len(years) != t_len:
         raise GrowthSummaryError(f"{predictions}: {t_len} time steps but {len(years)} years given")
@@ -142,7 +141,7 @@ def summarize_growth(
     if labels is not None:
         lab_group = zarr.open_group(str(labels), mode="r")
         if labels_variable in lab_group:
-            lab = lab_group[labels_variable]
+            lab = require_array(lab_group, labels_variable, where=labels)
             if tuple(lab.shape) != (t_len, height, width):
                 raise GrowthSummaryError(
                     f"{labels}/{labels_variable} has shape {lab.shape}, predictions {prob.shape}"

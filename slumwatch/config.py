@@ -113,7 +113,6 @@ class DemoConfig(BaseModel):
             raise ValueError(f"train_years {outside} are outside years {self.years.first}-{self.years.last}")
         return self
 
-
     @property
     def training_years(self) -> tuple[int, ...]:
         """``train_years``, or up to ``DEFAULT_TRAIN_YEARS`` years spread evenly over ``years``."""

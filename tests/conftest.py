@@ -21,6 +21,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -56,7 +57,7 @@ def ray_local() -> Iterator[None]:
     from slumwatch.actors.cluster import init_local_ray
 
     if not ray.is_initialized():
-        init_local_ray(num_cpus=2)
+        init_local_ray(num_cpus=2, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -50,6 +50,7 @@ def demo(
 
     # Local ephemeral Prefect API: allow a slow start on small machines (read when prefect is imported).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network: no telemetry
     from slumwatch.pipelines.demo import growth_rows, run_demo
 
     result = run_demo(cfg)

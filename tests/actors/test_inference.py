@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from cube_fixtures import make_cube
 
 from slumwatch.actors.inference import PROB_NODATA, InferenceError, predict_cube, progress_manifest
 from slumwatch.actors.tiles import BandScaling
 from slumwatch.catalogs.tiling import TileSpec
-from tests.actors.test_tiles import make_cube
 
 
 @pytest.fixture

@@ -198,3 +198,21 @@ def test_default_grid_is_items_native_grid(three_year_catalog: Path) -> None:
     gb = resolve_geobox(GridSpec(), items)
     assert str(gb.crs) == "EPSG:32643" and gb.shape.yx == SHAPE
     assert (gb.affine.c, gb.affine.f) == pytest.approx((NATIVE_BBOX[0], NATIVE_BBOX[3]))
+
+
+def test_native_grid_off_lattice_copies_pixels_exactly(tmp_path: Path) -> None:
+    """Scenes whose origin is not a multiple of the resolution are not resampled half a pixel off."""
+    from catalog_fixtures import RES
+
+    spec = scene(2019, seed=11)
+    off = type(spec)(**{**spec.__dict__, "origin": (270000.0, 2110000.0)})  # 2110000 / 0.6 is not an integer
+    items = search_items(catalog=make_static_catalog([off], root=tmp_path / "c"))
+    ds = open_cube(
+        build_cube(items=items, out=tmp_path / "o.zarr", grid=GridSpec(resolution=RES), progress=False)
+    )
+    assert ds["imagery"].shape[2:] == SHAPE
+    np.testing.assert_array_equal(ds["imagery"].values[0], scene_pixels(off)[0])
+    bbox_box = resolve_geobox(GridSpec(bbox=tuple(items[0].bbox)), items)
+    assert ((bbox_box.affine.f - 2110000.0) / RES) == pytest.approx(
+        round((bbox_box.affine.f - 2110000.0) / RES)
+    )
