@@ -128,7 +128,7 @@ def cube_info(path: Path) -> CubeInfo:
     path = Path(path)
     arrays = CubeArrays.open(path)
     _, _, height, width = arrays.shape
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    attrs: dict[str, Any] = dict(zarr.open_group(str(path), mode="r").attrs)
     with xr.open_zarr(str(path)) as ds:
         years = tuple(int(y) for y in ds["time"].dt.year.values)
         bands = tuple(str(b) for b in ds["band"].values) if "band" in ds.coords else ()

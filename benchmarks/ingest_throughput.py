@@ -35,6 +35,13 @@ ORIGIN = (500_000.4, 2_100_000.0)
 TILE = 512
 
 
+#: A file server in its own process: prints its URL, serves until terminated.
+SERVE_CODE = (
+    "import sys, time; from pathlib import Path; from slumwatch.catalogs.testing import LoopbackServer\n"
+    "with LoopbackServer(root=Path(sys.argv[1])) as srv:\n"
+    "    print(srv.url, flush=True)\n"
+    "    while True: time.sleep(60)\n"
+)
 #: Rows written per strip by the streaming scene generator.
 STRIP = 512
 
@@ -211,21 +218,28 @@ def throughput(work: Path, *, size: int, years: int, workers: int, repeats: int)
 
 
 def _memory_child(work: Path, size: int, workers: int) -> None:
-    """Child process: serve the pre-generated scene, build a cube over it, print max RSS (MiB)."""
+    """Child process: build a cube over the pre-generated scene (served by another process), print RSS."""
     import pystac
-
-    from slumwatch.catalogs.testing import LoopbackServer
 
     data = work / f"mem{size}"
     items = [pystac.Item.from_dict(d) for d in json.loads((data / "items.json").read_text())]
-    with LoopbackServer(root=data) as srv:
+    # the file server runs in its own process: its per-connection threads must not count here
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE_CODE, str(data)], stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
         for it in items:
             for asset in it.assets.values():
-                asset.href = srv.url + "/" + Path(asset.href).relative_to(data.resolve()).as_posix()
+                asset.href = url + "/" + Path(asset.href).relative_to(data.resolve()).as_posix()
         before = _rss_mib()
         sampler = _PeakSampler()
         with sampler:
             seconds = run_ours(items, work / f"mem{size}.zarr", size=size, workers=workers, window_tiles=2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
     row = {
         "size": size,
         "peak_rss_mib": sampler.peak,

@@ -138,7 +138,7 @@ class GridSpec:
     """
 
     bbox: tuple[float, float, float, float] | None = None
-    aoi: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
+    aoi: Mapping[str, Any] | None = field(default=None, hash=False)
     crs: str | None = None
     resolution: float = 0.6
     resampling: str = "bilinear"

@@ -30,12 +30,12 @@ class ASPPClassifier(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, rates: Sequence[int]) -> None:
         super().__init__()
-        self.branches = nn.ModuleList(
-            [nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates]
-        )
-        for conv in self.branches:
+        convs = [nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates]
+        for conv in convs:
             nn.init.normal_(conv.weight, std=CLASSIFIER_INIT_STD)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        self.branches = nn.ModuleList(convs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Summed logits of all rates."""

@@ -10,6 +10,7 @@ padded to a multiple of 14 and outputs cropped back. ``weights=`` accepts the of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
@@ -40,11 +41,12 @@ class DinoV2Backbone(nn.Module):
 
     def __init__(self, *, variant: str, in_channels: int, layers: Sequence[int]) -> None:
         super().__init__()
-        self.vit = timm.create_model(
+        vit: Any = timm.create_model(
             variant, pretrained=False, dynamic_img_size=True, num_classes=0, in_chans=in_channels
         )
+        self.vit = vit
         self.layers = tuple(layers)
-        self.embed_dim = int(self.vit.embed_dim)
+        self.embed_dim = int(vit.embed_dim)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x (B, C, 14h, 14w) → [(B, embed_dim, h, w)] * len(layers)."""
