@@ -70,7 +70,10 @@ class TileWindow:
     @property
     def core_slices(self) -> tuple[slice, slice]:
         """``(rows, cols)`` slices of the core region in full-raster coordinates."""
-        return (slice(self.row_off, self.row_off + self.height), slice(self.col_off, self.col_off + self.width))
+        return (
+            slice(self.row_off, self.row_off + self.height),
+            slice(self.col_off, self.col_off + self.width),
+        )
 
     @property
     def read_slices(self) -> tuple[slice, slice]:

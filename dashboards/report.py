@@ -77,6 +77,8 @@ MAPS_DIRNAME: Final = "maps"
 TEMPLATE: Final = "report.html"
 STALE_MAP_PATTERN: Final = re.compile(r"^(\d{4}|change_\d{4}_\d{4})\.png$")
 MODEL_NAME_KEYS: Final = ("name", "arch", "architecture", "model")
+SCOPE_LABELS: Final = {"held_out_tiles": "held-out tiles"}
+"""Short labels of ``metrics.json``'s ``overall_scope`` (where the pixel metrics were measured)."""
 MODEL_DETAIL_KEYS: Final = ("encoder", "backbone")
 PERCENT: Final = 100.0
 MAX_YEAR_LABELS: Final = 11
@@ -253,9 +255,10 @@ def _cards(rows: Sequence[YearRow], metrics: Metrics) -> list[Card]:
         value = metrics.number("overall", key)
         if value is not None:
             parts.append(f"{label} {format_score(value)}")
+    scope = metrics.data.get("overall_scope")
     cards.append(
         Card(
-            label="Mean IoU (all years)",
+            label=f"Mean IoU ({SCOPE_LABELS.get(str(scope), 'all years')})",
             value=format_score(miou),
             detail=" · ".join(parts) if parts else "pixel metrics not available",
             key="miou",

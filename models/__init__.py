@@ -6,9 +6,10 @@ Pure torch (no Ray, Prefect, xarray, zarr or dask). Main entry points::
     model = get_model("deeplabv3plus_resnet18", num_classes=2, in_channels=3)
     logits = model(x)                      # (B, C, H, W) -> (B, K, H, W)
     out = model.forward_dict(x, fp=True)   # {"logits", "logits_fp"}
+
+Network modules (smp / timm) are imported when a model of theirs is first built.
 """
 
-from slumwatch.models import deeplabv2, deeplabv3plus, dinov2_dpt, pspnet  # register the networks
 from slumwatch.models.base import SegmentationModel, call_forward_dict, unwrap_model
 from slumwatch.models.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from slumwatch.models.data import TileDataset, band_percentiles, scale_to_unit
@@ -56,16 +57,12 @@ __all__ = [
     "WeightsError",
     "band_percentiles",
     "call_forward_dict",
-    "deeplabv2",
-    "deeplabv3plus",
-    "dinov2_dpt",
     "get_method",
     "get_model",
     "list_methods",
     "list_models",
     "load_checkpoint",
     "predict_proba",
-    "pspnet",
     "register_method",
     "register_model",
     "save_checkpoint",

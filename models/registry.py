@@ -7,6 +7,7 @@ pretrained weights from a local file (nothing is ever downloaded).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,18 @@ ModelBuilder = Callable[..., SegmentationModel]
 BuilderT = TypeVar("BuilderT", bound=ModelBuilder)
 
 _REGISTRY: dict[str, ModelBuilder] = {}
+
+# Built-in networks are imported on first use, so ``import slumwatch.models`` stays light (no smp/timm).
+_BUILTIN_MODULES: dict[str, str] = {
+    "deeplabv3plus_resnet18": "slumwatch.models.deeplabv3plus",
+    "deeplabv3plus_resnet50": "slumwatch.models.deeplabv3plus",
+    "deeplabv3plus_resnet101": "slumwatch.models.deeplabv3plus",
+    "deeplabv3plus_aux_resnet50": "slumwatch.models.deeplabv3plus",
+    "deeplabv3plus_aux_resnet101": "slumwatch.models.deeplabv3plus",
+    "dinov2_vits14_dpt": "slumwatch.models.dinov2_dpt",
+    "deeplabv2_resnet101": "slumwatch.models.deeplabv2",
+    "pspnet_resnet50": "slumwatch.models.pspnet",
+}
 
 
 def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
@@ -34,8 +47,19 @@ def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
 
 
 def list_models() -> list[str]:
-    """Sorted names of all registered models."""
-    return sorted(_REGISTRY)
+    """Sorted names of all registered models (built-in ones included, even if not imported yet)."""
+    return sorted(set(_REGISTRY) | set(_BUILTIN_MODULES))
+
+
+def _builder(name: str) -> ModelBuilder:
+    if name not in _REGISTRY and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; available: {', '.join(list_models()) or '(none)'}"
+        ) from None
 
 
 def get_model(
@@ -52,12 +76,7 @@ def get_model(
     slumwatch checkpoint; see :func:`slumwatch.models.weights.load_weights`.
     Raises :class:`UnknownModelError` listing the available names.
     """
-    try:
-        builder = _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; available: {', '.join(list_models()) or '(none)'}"
-        ) from None
+    builder = _builder(name)
     model = builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     model.model_name = name
     model.model_kwargs = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}

@@ -142,10 +142,11 @@ def summarize(
         "years": years,
         "cube": str(cube),
         "overall": dict(report.pixel_metrics),
-        "overall_scope": "tiles held out from training, all years, pixels with data",
+        "overall_scope": "held_out_tiles",
         "growth": dict(report.growth_metrics),
         "model": {
-            k: checkpoint_meta.get(k) for k in ("model_name", "method", "best_miou", "train_years", "epochs")
+            "name": checkpoint_meta.get("model_name"),
+            **{k: checkpoint_meta.get(k) for k in ("method", "best_miou", "train_years", "epochs")},
         },
         "per_year": [{"year": r.year, "iou": r.iou, "area_error_pct": r.area_error_pct} for r in report.rows],
     }

@@ -64,8 +64,12 @@ def test_dataset_builder_is_picklable_and_emits_the_views(tiny: TinyCube, mode: 
     splits = load_splits(tiny.splits)
     spec = TileSpec(splits.tile_size)
     labelled = plan_tile_refs(
-        cube=tiny.cube, tile_ids=budget_tiles(splits, BUDGET), years=splits.years, spec=spec,
-        require="labels", min_fraction=0.05,
+        cube=tiny.cube,
+        tile_ids=budget_tiles(splits, BUDGET),
+        years=splits.years,
+        spec=spec,
+        require="labels",
+        min_fraction=0.05,
     )
     rest = sorted(set(splits.train) - set(budget_tiles(splits, BUDGET)))
     unlabeled = plan_tile_refs(
@@ -96,7 +100,9 @@ def test_dataset_builder_is_picklable_and_emits_the_views(tiny: TinyCube, mode: 
     assert np.array_equal(materialize(lazy)[2], pickle.loads(pickle.dumps(lazy))[2])
 
 
-def test_supervised_in_process_then_evaluate(tiny: TinyCube, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_supervised_in_process_then_evaluate(
+    tiny: TinyCube, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     checkpoint = tiny_supervised_checkpoint(tmp_path_factory)
     loaded = load_checkpoint(checkpoint)
     assert loaded.metadata["method"] == "supervised"

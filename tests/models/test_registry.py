@@ -64,3 +64,16 @@ def test_register_model_makes_a_custom_network_available() -> None:
     assert "test_tiny_registry" in list_models()
     assert model.model_name == "test_tiny_registry"
     assert model.num_classes == 5
+
+
+def test_importing_the_package_does_not_import_network_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, slumwatch.models as m; "
+        "heavy = {'timm', 'segmentation_models_pytorch'} & set(sys.modules); "
+        "assert not heavy, heavy; "
+        "assert 'dinov2_vits14_dpt' in m.list_models()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
