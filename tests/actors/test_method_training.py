@@ -178,3 +178,37 @@ def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> Non
             distributed=False,
             method_kwargs={"threshold": 0.9},
         )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ray_train_and_ray_task_paths(tiny: TinyCube, tmp_path: Path, ray_local: None) -> None:
+    """FixMatch through Ray Train (DDP, one gloo worker) and ST as one Ray task, both reading the cube."""
+    fixmatch = train_method_from_cube(
+        cube=tiny.cube,
+        splits=tiny.splits,
+        method="fixmatch",
+        budget=BUDGET,
+        model_name=MODEL,
+        train_config=TINY_TRAIN,
+        run_dir=tmp_path / "fixmatch",
+        distributed=True,
+        num_workers=1,
+        data=DataOptions(crop_size=CROP),
+    )
+    assert fixmatch.checkpoint.parent == tmp_path / "fixmatch" / "engine"
+    assert load_checkpoint(fixmatch.checkpoint).metadata["world_size"] == 1
+    assert any((tmp_path / "fixmatch" / "ray").rglob("latest.pt"))
+    st = train_method_from_cube(
+        cube=tiny.cube,
+        splits=tiny.splits,
+        method="st",
+        budget=BUDGET,
+        model_name=MODEL,
+        train_config=TrainConfig(max_iters=1, batch_size=2, device="cpu", amp=False),
+        run_dir=tmp_path / "st",
+        distributed=True,
+        method_kwargs={"tta_scales": [1.0], "tta_flip": False},
+        data=DataOptions(crop_size=CROP),
+    )
+    assert st.checkpoint.is_file() and st.training["versions"] == ["v2"]

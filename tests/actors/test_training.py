@@ -73,23 +73,21 @@ def test_train_local_runs_the_engine(tmp_path: Path) -> None:
 def _run_two_workers(tmp_path: Path, *, marker: Path | None) -> Any:
     ray = pytest.importorskip("ray")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        config = TrainConfig(epochs=2, batch_size=2, lr=0.01)  # 8 tiles / 2 workers / 2 per batch = 2 iters
-        return train_distributed(
-            config=config,
-            model_name=SMALL,
-            model_kwargs={},
-            method_name="supervised",
-            method_kwargs={},
-            dataset_builder=partial(build_small, marker),
-            run_dir=tmp_path / "run",
-            num_workers=2,
-            use_gpu=False,
-            max_failures=1,
-        )
-    finally:
-        ray.shutdown()
+    # The session-scoped local cluster (tests/conftest.py) is shared, not shut down here.
+    assert ray.is_initialized(), "use the session's ray_local fixture"
+    config = TrainConfig(epochs=2, batch_size=2, lr=0.01)  # 8 tiles / 2 workers / 2 per batch = 2 iters
+    return train_distributed(
+        config=config,
+        model_name=SMALL,
+        model_kwargs={},
+        method_name="supervised",
+        method_kwargs={},
+        dataset_builder=partial(build_small, marker),
+        run_dir=tmp_path / "run",
+        num_workers=2,
+        use_gpu=False,
+        max_failures=1,
+    )
 
 
 def _check_result(result: Any, tmp_path: Path) -> None:
@@ -103,13 +101,13 @@ def _check_result(result: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_two_worker_ray_train_run(tmp_path: Path) -> None:
+def test_two_worker_ray_train_run(tmp_path: Path, ray_local: None) -> None:
     _check_result(_run_two_workers(tmp_path, marker=None), tmp_path)
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_worker_ray_train_resumes_after_a_worker_failure(tmp_path: Path) -> None:
+def test_two_worker_ray_train_resumes_after_a_worker_failure(tmp_path: Path, ray_local: None) -> None:
     marker = tmp_path / "failed-once"
     result = _run_two_workers(tmp_path, marker=marker)
     assert marker.exists()  # the failure happened and the run still completed from the epoch-1 checkpoint
