@@ -22,6 +22,8 @@ __all__ = ["cube_band_scaling", "held_out_mask", "predict_from_checkpoint", "tra
 DEMO_SCALE_RANGE = (0.8, 1.25)
 """Random-resize range of the weak augmentation: narrow, since building size is a cue at fixed GSD."""
 SCALING_PERCENTILES = (1.0, 99.0)
+NUM_CLASSES = 2
+"""non-slum, slum"""
 
 
 def cube_band_scaling(cube: Path) -> BandScaling:
@@ -49,53 +51,23 @@ def _train_worker(
     model_name: str,
     in_channels: int,
     run_dir: str,
-    epochs: int,
-    val_every: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    device: str,
+    config: Any,
     metadata: dict[str, Any],
 ) -> dict[str, Any]:
-    """Runs inside a Ray worker: build the data and the model, run the engine."""
-    import torch
-    from torch.utils.data import DataLoader
+    """Runs inside a Ray worker: the engine's single-process path on the cube's tiles."""
+    from slumwatch.actors.training import train_local
 
-    from slumwatch.models import get_model
-    from slumwatch.models.engine import Engine, TrainConfig
-    from slumwatch.models.methods import get_method
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    train_ds, val_ds, _ = datasets()
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=learning_rate,
-        seed=seed,
-        device="cpu" if device == "cpu" else ("cuda" if device.startswith("cuda") else "auto"),
-        val_every=val_every,
-    )
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(train_ds) > batch_size,
-        generator=generator,
-    )
-    val_loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False)
-    model = get_model(model_name, num_classes=2, in_channels=in_channels)
-    engine = Engine(
-        config,
-        model=model,
-        step=get_method("supervised"),
+    result = train_local(
+        config=config,
+        model_name=model_name,
+        model_kwargs={"num_classes": NUM_CLASSES, "in_channels": in_channels},
+        method_name="supervised",
+        method_kwargs={},
+        dataset_builder=datasets,
         run_dir=Path(run_dir),
-        train_loader=train_loader,
-        val_loader=val_loader,
         normalization=datasets.scaling.to_dict(),
         metadata=metadata,
     )
-    result = engine.fit()
     return result.to_dict()
 
 
@@ -126,6 +98,7 @@ def train_from_cube(
     import ray
 
     from slumwatch.actors.cluster import ray_cluster
+    from slumwatch.models.engine import TrainConfig
 
     arrays = CubeArrays.open(cube)
     _, n_bands, height, width = arrays.shape
@@ -157,6 +130,14 @@ def train_from_cube(
         "cube": str(cube),
     }
     use_gpu = device != "cpu" and _cuda_available()
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=learning_rate,
+        seed=seed,
+        device="cuda" if use_gpu else "cpu",
+        val_every=val_every,
+    )
     with ray_cluster():
         decorator: Any = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
         remote = decorator(_train_worker)
@@ -166,12 +147,7 @@ def train_from_cube(
                 model_name=model_name,
                 in_channels=n_bands,
                 run_dir=str(run_dir),
-                epochs=epochs,
-                val_every=val_every,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                seed=seed,
-                device=device,
+                config=config,
                 metadata=metadata,
             )
         )

@@ -13,7 +13,7 @@ import typer
 
 from slumwatch import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("synth", "ingest", "demo", "report")
+COMMAND_MODULES: tuple[str, ...] = ("synth", "ingest", "train", "evaluate", "demo", "report")
 
 app = typer.Typer(
     name="slumwatch",
