@@ -84,6 +84,7 @@ DEFAULT_MIN_VALID = 0.05
 PRELOAD_MAX_BYTES = 2 * 1024**3
 """Tile sets up to this size (per worker) are read into memory once; larger ones are read tile by tile."""
 SEED_LABELLED, SEED_UNLABELED, SEED_VIEWS = 1, 2, 3
+MIN_STABILITY_EPOCHS = 2
 SELF_TRAINING_OPTION_NAMES = ("use_gram", "reliable_fraction", "tta_scales", "tta_flip", "label_batch_size")
 
 
@@ -468,6 +469,24 @@ def _run_self_training(
     }
 
 
+def _check_stability_epochs(*, labelled: int, config: TrainConfig) -> None:
+    """ST++ ranks tiles by stability across stage-1 checkpoints: stage 1 must last at least two epochs.
+
+    Raises:
+        MethodTrainingError: ``max_iters`` (or ``epochs``) leaves stage 1 a single epoch.
+    """
+    per_epoch = labelled // config.batch_size if labelled >= config.batch_size else 1
+    total = config.max_iters if config.max_iters is not None else math.inf
+    if config.epochs is not None:
+        total = min(total, config.epochs * per_epoch)
+    if math.ceil(total / per_epoch) < MIN_STABILITY_EPOCHS:
+        raise MethodTrainingError(
+            f"ST++ needs >= {MIN_STABILITY_EPOCHS} stage-1 epochs for its stability ranking; with {labelled} "
+            f"labelled tile-years at batch {config.batch_size} an epoch is {per_epoch} iterations: set "
+            f"max_iters >= {MIN_STABILITY_EPOCHS * per_epoch} and epochs >= {MIN_STABILITY_EPOCHS}"
+        )
+
+
 def _self_training(
     *,
     method: str,
@@ -482,6 +501,9 @@ def _self_training(
     distributed: bool,
     use_gpu: bool,
 ) -> tuple[Path, dict[str, Any], float | None]:
+    options = _self_training_options(method_kwargs, data.augment())
+    if SELF_TRAINING_METHODS[method]:
+        _check_stability_epochs(labelled=len(plan.labelled), config=train_config)
     kwargs: dict[str, Any] = {
         "plus": SELF_TRAINING_METHODS[method],
         "out_dir": run_dir,
@@ -490,7 +512,7 @@ def _self_training(
         "model_name": model_name,
         "model_kwargs": dict(model_kwargs),
         "train_config": train_config,
-        "options": _self_training_options(method_kwargs, data.augment()),
+        "options": options,
         "preload_max_bytes": data.preload_max_bytes,
     }
     if distributed:

@@ -178,6 +178,17 @@ def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> Non
             distributed=False,
             method_kwargs={"threshold": 0.9},
         )
+    with pytest.raises(MethodTrainingError, match="ST\\+\\+ needs >= 2 stage-1 epochs"):
+        train_method_from_cube(
+            cube=tiny.cube,
+            splits=tiny.splits,
+            method="st++",
+            budget=BUDGET,
+            model_name=MODEL,
+            train_config=TrainConfig(max_iters=1, batch_size=2, device="cpu"),
+            run_dir=tmp_path / "short",
+            distributed=False,
+        )
 
 
 @pytest.mark.integration
