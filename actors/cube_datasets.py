@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slumwatch.actors.tiles import BandScaling, load_labelled_tiles
+from slumwatch.actors.tiles import Scaling, load_labelled_tiles
 from slumwatch.catalogs.tiling import TileSpec
 
 __all__ = ["CubeTileDatasets"]
@@ -28,7 +28,7 @@ class CubeTileDatasets:
     train_tiles: tuple[str, ...]
     val_tiles: tuple[str, ...]
     spec: TileSpec
-    scaling: BandScaling
+    scaling: Scaling
     crop_size: int
     seed: int = 0
     scale_range: tuple[float, float] = (0.5, 2.0)

@@ -22,7 +22,7 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from slumwatch.actors.tiles import BandScaling, CubeArrays, read_tile
+from slumwatch.actors.tiles import BandScaling, CubeArrays, Scaling, read_tile, scaling_for
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
 from slumwatch.zarr_io import require_array
 
@@ -65,12 +65,12 @@ class CubeTileReader:
     Output adds ``image`` (N, C, S, S) float32 in [0, 1] and ``valid`` (N, S, S) bool.
     """
 
-    def __init__(self, *, cube: str, spec: TileSpec, scaling: Mapping[str, list]) -> None:
+    def __init__(self, *, cube: str, spec: TileSpec, scalings: Mapping[int, Mapping[str, list]]) -> None:
         self.arrays = CubeArrays.open(Path(cube))
         _, _, height, width = self.arrays.shape
         self.spec = spec
         self.windows = list(iter_tiles(spec, height=height, width=width))
-        self.scaling = BandScaling.from_dict(dict(scaling))
+        self.scalings = {int(t): BandScaling.from_dict(dict(d)) for t, d in scalings.items()}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images, valids = [], []
@@ -78,7 +78,7 @@ class CubeTileReader:
             image, valid, _ = read_tile(
                 self.arrays, time_index=int(t), window=self.windows[int(i)], spec=self.spec
             )
-            images.append(self.scaling.apply(image))
+            images.append(scaling_for(self.scalings, int(t)).apply(image))
             valids.append(valid)
         return {**batch, "image": np.stack(images), "valid": np.stack(valids)}
 
@@ -167,7 +167,7 @@ def predict_cube(
     checkpoint: Path,
     out: Path,
     spec: TileSpec,
-    scaling: BandScaling,
+    scaling: Scaling,
     time_indices: Sequence[int] | None = None,
     batch_size: int = 8,
     num_actors: int = 1,
@@ -177,7 +177,8 @@ def predict_cube(
 ) -> Path:
     """Predict every tile of every year of ``cube`` into ``out`` (Zarr), on Ray Data.
 
-    Needs a running Ray (``ray.init``); resumes from the store's manifest.
+    ``scaling`` is one band stretch for the cube or one per time index. Needs a running
+    Ray (``ray.init``); resumes from the store's manifest.
 
     Returns:
         ``out``.
@@ -212,7 +213,11 @@ def predict_cube(
     ds: ray.data.Dataset = ray.data.from_items(todo)
     ds = ds.map_batches(
         CubeTileReader,
-        fn_constructor_kwargs={"cube": str(cube), "spec": spec, "scaling": scaling.to_dict()},
+        fn_constructor_kwargs={
+            "cube": str(cube),
+            "spec": spec,
+            "scalings": {t: scaling_for(scaling, t).to_dict() for t in range(t_len)},
+        },
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=1),
         batch_format="numpy",

@@ -7,6 +7,7 @@ These are the actor-level entry points the flows call: they read cubes through
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +15,77 @@ import numpy as np
 
 from slumwatch.actors.cube_datasets import CubeTileDatasets
 from slumwatch.actors.inference import predict_cube
-from slumwatch.actors.tiles import BandScaling, CubeArrays
+from slumwatch.actors.tiles import BandScaling, CubeArrays, Scaling
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
 
-__all__ = ["cube_band_scaling", "held_out_mask", "predict_from_checkpoint", "train_from_cube"]
+__all__ = [
+    "cube_band_scaling",
+    "cube_year_scalings",
+    "held_out_mask",
+    "normalization_record",
+    "predict_from_checkpoint",
+    "scaling_for_checkpoint",
+    "train_from_cube",
+]
 
 DEMO_SCALE_RANGE = (0.8, 1.25)
 """Random-resize range of the weak augmentation: narrow, since building size is a cue at fixed GSD."""
 SCALING_PERCENTILES = (1.0, 99.0)
+NORMALIZATION_PER_YEAR = "per_year_percentiles"
+NORMALIZATION_WHOLE = "cube_percentiles"
 NUM_CLASSES = 2
 """non-slum, slum"""
 
 
-def cube_band_scaling(cube: Path) -> BandScaling:
-    """Per-band percentile stretch of a cube (valid pixels only)."""
-    from slumwatch.catalogs.cube import band_statistics, open_cube
+def _stretch(ds: Any) -> BandScaling:
+    from slumwatch.catalogs.cube import band_statistics
 
-    ds = open_cube(cube)
     stats = band_statistics(ds, low=SCALING_PERCENTILES[0], high=SCALING_PERCENTILES[1])
     bands = tuple(str(b) for b in ds["band"].values)
     low = tuple(float(stats[b][0]) for b in bands)
     high = tuple(max(float(stats[b][1]), float(stats[b][0]) + 1.0) for b in bands)
     return BandScaling(bands=bands, low=low, high=high)
+
+
+def cube_band_scaling(cube: Path) -> BandScaling:
+    """Per-band percentile stretch of a whole cube (valid pixels of every year)."""
+    from slumwatch.catalogs.cube import open_cube
+
+    return _stretch(open_cube(cube))
+
+
+def cube_year_scalings(cube: Path) -> dict[int, BandScaling]:
+    """One percentile stretch per time index (per-scene normalisation).
+
+    Each year's scene is stretched on its own valid pixels, which removes most of the
+    per-acquisition gain, offset and haze differences between years and sensors. A year
+    without valid pixels falls back to the whole-cube stretch.
+    """
+    from slumwatch.catalogs.cube import open_cube
+    from slumwatch.catalogs.errors import CubeError
+
+    ds = open_cube(cube)
+    whole = _stretch(ds)
+    out: dict[int, BandScaling] = {}
+    for t in range(int(ds.sizes["time"])):
+        try:
+            out[t] = _stretch(ds.isel(time=[t]))
+        except CubeError:
+            out[t] = whole
+    return out
+
+
+def normalization_record(scaling: Scaling, *, reference: BandScaling) -> dict[str, Any]:
+    """What a checkpoint stores about its input scaling (``mode`` tells inference what to recompute)."""
+    mode = NORMALIZATION_WHOLE if isinstance(scaling, BandScaling) else NORMALIZATION_PER_YEAR
+    return {**reference.to_dict(), "mode": mode, "percentiles": list(SCALING_PERCENTILES)}
+
+
+def scaling_for_checkpoint(normalization: Mapping[str, Any], *, cube: Path) -> Scaling:
+    """The stretch to apply to ``cube`` for a checkpoint trained with ``normalization``."""
+    if normalization.get("mode") == NORMALIZATION_PER_YEAR:
+        return cube_year_scalings(cube)
+    return BandScaling.from_dict(dict(normalization))
 
 
 def _cube_years(cube: Path) -> tuple[int, ...]:
@@ -52,6 +102,7 @@ def _train_worker(
     in_channels: int,
     run_dir: str,
     config: Any,
+    normalization: dict[str, Any],
     metadata: dict[str, Any],
 ) -> dict[str, Any]:
     """Runs inside a Ray worker: the engine's single-process path on the cube's tiles."""
@@ -65,7 +116,7 @@ def _train_worker(
         method_kwargs={},
         dataset_builder=datasets,
         run_dir=Path(run_dir),
-        normalization=datasets.scaling.to_dict(),
+        normalization=normalization,
         metadata=metadata,
     )
     return result.to_dict()
@@ -106,6 +157,8 @@ def train_from_cube(
     tile_ids = [w.tile_id for w in iter_tiles(spec, height=height, width=width)]
     train_tiles, val_tiles = CubeTileDatasets.split_tiles(tile_ids, fraction=train_fraction, seed=seed)
     cube_years = _cube_years(cube)
+    year_scalings = cube_year_scalings(cube)
+    normalization = normalization_record(year_scalings, reference=cube_band_scaling(cube))
     datasets = CubeTileDatasets(
         cube=Path(cube),
         cube_years=cube_years,
@@ -114,7 +167,7 @@ def train_from_cube(
         train_tiles=train_tiles,
         val_tiles=val_tiles,
         spec=spec,
-        scaling=cube_band_scaling(cube),
+        scaling=year_scalings,
         crop_size=crop_size,
         seed=seed,
         scale_range=DEMO_SCALE_RANGE,
@@ -148,6 +201,7 @@ def train_from_cube(
                 in_channels=n_bands,
                 run_dir=str(run_dir),
                 config=config,
+                normalization=normalization,
                 metadata=metadata,
             )
         )
@@ -179,7 +233,7 @@ def predict_from_checkpoint(
     from slumwatch.models.checkpoint import read_checkpoint
 
     raw = read_checkpoint(checkpoint)
-    scaling = BandScaling.from_dict(dict(raw["normalization"]))
+    scaling = scaling_for_checkpoint(raw["normalization"], cube=cube)
     use_gpu = device != "cpu" and _cuda_available()
     with ray_cluster():
         return predict_cube(

@@ -8,7 +8,7 @@ marked invalid (image 0, label 255).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +23,11 @@ __all__ = [
     "BandScaling",
     "CubeArrays",
     "LabelledTiles",
+    "Scaling",
     "TileReadError",
     "load_labelled_tiles",
     "read_tile",
+    "scaling_for",
 ]
 
 LABEL_IGNORE = 255
@@ -68,6 +70,20 @@ class BandScaling:
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> BandScaling:
         return cls(bands=tuple(data["bands"]), low=tuple(data["low"]), high=tuple(data["high"]))
+
+
+Scaling = BandScaling | Mapping[int, BandScaling]
+"""One stretch for the whole cube, or one per time index (per-scene normalisation)."""
+
+
+def scaling_for(scaling: Scaling, time_index: int) -> BandScaling:
+    """The stretch that applies to time step ``time_index``."""
+    if isinstance(scaling, BandScaling):
+        return scaling
+    try:
+        return scaling[time_index]
+    except KeyError as err:
+        raise TileReadError(f"no band scaling for time index {time_index} (have {sorted(scaling)})") from err
 
 
 @dataclass(frozen=True)
@@ -155,7 +171,7 @@ def load_labelled_tiles(
     years: Sequence[int],
     cube_years: Sequence[int],
     spec: TileSpec,
-    scaling: BandScaling,
+    scaling: Scaling,
     tile_ids: Iterable[str] | None = None,
     min_labelled_fraction: float = 0.05,
 ) -> LabelledTiles:
@@ -184,7 +200,7 @@ def load_labelled_tiles(
             lab = np.where(valid, lab, LABEL_IGNORE)
             if np.mean(lab != LABEL_IGNORE) < min_labelled_fraction:
                 continue
-            images.append(scaling.apply(image))
+            images.append(scaling_for(scaling, index[year]).apply(image))
             labels.append(lab.astype(np.int64))
             ids.append(f"{year}/{window.tile_id}")
     if not images:
