@@ -106,7 +106,7 @@ class SegmentationPredictor:
 
         from slumwatch.models.inference import predict_proba
 
-        images = torch.from_numpy(np.ascontiguousarray(batch["image"])).to(self.device)
+        images = torch.from_numpy(np.array(batch["image"], dtype=np.float32, copy=True)).to(self.device)
         proba = predict_proba(self.model, images, tta_flip=self.tta)[:, 1]
         prob = np.rint(proba.float().cpu().numpy() * PROB_SCALE).astype(np.uint8)
         prob = np.where(batch["valid"], prob, PROB_NODATA).astype(np.uint8)

@@ -35,6 +35,8 @@ NORMALIZATION_PER_YEAR = "per_year_percentiles"
 NORMALIZATION_WHOLE = "cube_percentiles"
 NUM_CLASSES = 2
 """non-slum, slum"""
+SLUM_CLASS = 1
+DEFAULT_THRESHOLD = 0.5
 
 
 def _stretch(ds: Any) -> BandScaling:
@@ -119,7 +121,31 @@ def _train_worker(
         normalization=normalization,
         metadata=metadata,
     )
-    return result.to_dict()
+    summary = result.to_dict()
+    best = result.best_path or result.latest_path
+    if best is not None:
+        summary["threshold"], summary["threshold_f1"] = _calibrate(
+            best, datasets, batch_size=config.batch_size
+        )
+    return summary
+
+
+def _calibrate(checkpoint: Path, datasets: CubeTileDatasets, *, batch_size: int) -> tuple[float, float]:
+    """F1-optimal slum threshold of ``checkpoint`` on the held-out validation tiles."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from slumwatch.models.calibration import best_f1_threshold
+    from slumwatch.models.checkpoint import load_checkpoint
+    from slumwatch.models.inference import predict_proba
+
+    model = load_checkpoint(checkpoint).model
+    _, val_ds, _ = datasets()
+    probs, labels = [], []
+    for batch in DataLoader(val_ds, batch_size=batch_size, shuffle=False):
+        probs.append(predict_proba(model, batch["image"])[:, SLUM_CLASS].flatten())
+        labels.append(batch["label"].flatten())
+    return best_f1_threshold(torch.cat(probs), torch.cat(labels))
 
 
 def train_from_cube(
@@ -206,7 +232,13 @@ def train_from_cube(
             )
         )
     best = Path(result["best_path"] or result["latest_path"])
-    meta = {**metadata, "best_miou": result["best_miou"], "history": result["history"]}
+    meta = {
+        **metadata,
+        "best_miou": result["best_miou"],
+        "threshold": result.get("threshold", DEFAULT_THRESHOLD),
+        "threshold_f1": result.get("threshold_f1"),
+        "history": result["history"],
+    }
     (Path(run_dir) / "training.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return best, meta
 

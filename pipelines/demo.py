@@ -25,6 +25,7 @@ from slumwatch.config import DemoConfig
 __all__ = ["DemoResult", "demo_flow", "run_demo"]
 
 TASK_RETRIES = 2
+DEFAULT_THRESHOLD = 0.5
 TASK_RETRY_DELAY_S = 2
 T = TypeVar("T")
 
@@ -133,6 +134,7 @@ def summarize(
         labels=cube,
         truth_area_m2={int(k): float(v) for k, v in truth["slum_area_m2"].items()},
         eval_mask=held_out_mask(cube=cube, checkpoint_meta=checkpoint_meta),
+        threshold=float(checkpoint_meta.get("threshold", DEFAULT_THRESHOLD)),
     )
     write_growth_csv(report, run_dir / "growth.csv")
     return {
@@ -146,7 +148,10 @@ def summarize(
         "growth": dict(report.growth_metrics),
         "model": {
             "name": checkpoint_meta.get("model_name"),
-            **{k: checkpoint_meta.get(k) for k in ("method", "best_miou", "train_years", "epochs")},
+            **{
+                k: checkpoint_meta.get(k)
+                for k in ("method", "best_miou", "threshold", "threshold_f1", "train_years", "epochs")
+            },
         },
         "per_year": [{"year": r.year, "iou": r.iou, "area_error_pct": r.area_error_pct} for r in report.rows],
     }
