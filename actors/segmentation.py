@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from slumwatch.actors.cube_datasets import CubeTileDatasets
-from slumwatch.actors.inference import predict_cube
+from slumwatch.actors.inference import InferenceError, predict_cube
 from slumwatch.actors.tiles import BandScaling, CubeArrays, Scaling
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
 
@@ -87,7 +87,14 @@ def scaling_for_checkpoint(normalization: Mapping[str, Any], *, cube: Path) -> S
     """The stretch to apply to ``cube`` for a checkpoint trained with ``normalization``."""
     if normalization.get("mode") == NORMALIZATION_PER_YEAR:
         return cube_year_scalings(cube)
-    return BandScaling.from_dict(dict(normalization))
+    if "low" not in normalization or "high" not in normalization:
+        raise InferenceError(f"the checkpoint stores no input scaling (low/high): {dict(normalization)}")
+    record = dict(normalization)
+    if "bands" not in record:  # older / self-training checkpoints: bands are the cube's, in order
+        from slumwatch.catalogs.cube import open_cube
+
+        record["bands"] = [str(b) for b in open_cube(cube)["band"].values]
+    return BandScaling.from_dict(record)
 
 
 def _cube_years(cube: Path) -> tuple[int, ...]:

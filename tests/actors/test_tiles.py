@@ -63,3 +63,15 @@ def test_open_rejects_non_cubes(tmp_path: Path) -> None:
     xr.Dataset({"other": (("y",), np.zeros(3))}).to_zarr(str(tmp_path / "x.zarr"))
     with pytest.raises(TileReadError, match="no 'imagery'"):
         CubeArrays.open(tmp_path / "x.zarr")
+
+
+def test_checkpoint_scaling_without_band_names_uses_the_cube_bands(tmp_path: Path) -> None:
+    from slumwatch.actors.inference import InferenceError
+    from slumwatch.actors.segmentation import scaling_for_checkpoint
+
+    path = make_cube(tmp_path / "c.zarr")
+    scaling = scaling_for_checkpoint({"low": [1.0, 2.0, 3.0], "high": [9.0, 9.0, 9.0]}, cube=path)
+    assert isinstance(scaling, BandScaling)
+    assert scaling.bands == ("red", "green", "blue") and scaling.low == (1.0, 2.0, 3.0)
+    with pytest.raises(InferenceError, match="no input scaling"):
+        scaling_for_checkpoint({}, cube=path)
