@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,17 +56,3 @@ class CubeTileDatasets:
         train_ds = TileDataset(train.images, train.labels, augment=augment, seed=self.seed)
         val_ds = TileDataset(val.images, val.labels, augment=None)
         return train_ds, val_ds, None
-
-    @staticmethod
-    def split_tiles(
-        tile_ids: Sequence[str], *, fraction: float, seed: int
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Deterministic spatial split of tile positions into (train, held-out)."""
-        import numpy as np
-
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(tile_ids))
-        n_train = max(1, min(len(tile_ids) - 1, round(fraction * len(tile_ids))))
-        train = tuple(sorted(tile_ids[i] for i in order[:n_train]))
-        held = tuple(sorted(tile_ids[i] for i in order[n_train:]))
-        return train, held

@@ -20,11 +20,10 @@ import numpy as np
 import torch
 
 from slumwatch.actors.cube_tiles import CubeTileSequence, TileRef, cube_info, plan_tile_refs
-from slumwatch.actors.tiles import LABEL_IGNORE, BandScaling
+from slumwatch.actors.tiles import LABEL_IGNORE, Scaling, scaling_for
 from slumwatch.catalogs.splits import Splits, load_splits
 from slumwatch.catalogs.tiling import TileSpec
 from slumwatch.models.checkpoint import load_checkpoint, read_checkpoint
-from slumwatch.models.data import scale_to_unit
 from slumwatch.models.engine import resolve_device
 from slumwatch.models.inference import predict_proba, sliding_window_proba
 from slumwatch.models.metrics import ConfusionMatrix, SegmentationScores
@@ -54,15 +53,21 @@ class EvaluationError(ValueError):
     """A checkpoint cannot be evaluated on a cube as asked (bands, scaling, split, years)."""
 
 
-def _scaling(normalization: Mapping[str, Any], *, checkpoint: Path) -> tuple[list[float], list[float]]:
+def _stretch(
+    source: ScalingSource, *, normalization: Mapping[str, Any], cube: Path, checkpoint: Path
+) -> Scaling:
+    """The input stretch: the checkpoint's own (per-year or fixed), or the target cube's percentiles."""
+    from slumwatch.actors.inference import InferenceError
+    from slumwatch.actors.segmentation import cube_band_scaling, scaling_for_checkpoint
+
+    if source == "cube":
+        return cube_band_scaling(cube)
+    if source != "checkpoint":
+        raise EvaluationError(f"scaling must be 'checkpoint' or 'cube', got {source!r}")
     try:
-        low = [float(v) for v in normalization["low"]]
-        high = [float(v) for v in normalization["high"]]
-    except (KeyError, TypeError) as err:
-        raise EvaluationError(
-            f"checkpoint {checkpoint} stores no per-band low/high input scaling ({dict(normalization)})"
-        ) from err
-    return low, high
+        return scaling_for_checkpoint(normalization, cube=cube)
+    except InferenceError as err:
+        raise EvaluationError(f"checkpoint {checkpoint}: {err}") from err
 
 
 def scores_summary(scores: SegmentationScores, *, class_names: Sequence[str] = CLASS_NAMES) -> dict[str, Any]:
@@ -130,15 +135,7 @@ def evaluate_checkpoint(
             f"checkpoint {checkpoint} takes {in_channels} bands, "
             f"cube {cube} has {len(info.bands)} {info.bands}"
         )
-    if scaling == "cube":
-        from slumwatch.actors.segmentation import cube_band_scaling
-
-        stretch: BandScaling = cube_band_scaling(cube)
-        low, high = list(stretch.low), list(stretch.high)
-    elif scaling == "checkpoint":
-        low, high = _scaling(loaded.normalization, checkpoint=checkpoint)
-    else:
-        raise EvaluationError(f"scaling must be 'checkpoint' or 'cube', got {scaling!r}")
+    stretch = _stretch(scaling, normalization=loaded.normalization, cube=cube, checkpoint=checkpoint)
     split_obj = (
         None if splits is None else (splits if isinstance(splits, Splits) else load_splits(Path(splits)))
     )
@@ -164,8 +161,8 @@ def evaluate_checkpoint(
     images = CubeTileSequence(refs, "image")
     labels = CubeTileSequence(refs, "label")
     for start, stop in _batches(refs, batch_size):
-        raw = np.stack([images.read(i) for i in range(start, stop)])
-        batch = torch.from_numpy(scale_to_unit(raw, low, high)).to(torch_device)
+        scaled = [scaling_for(stretch, refs[i].time_index).apply(images.read(i)) for i in range(start, stop)]
+        batch = torch.from_numpy(np.stack(scaled)).to(torch_device)
         if sliding_window is not None:
             probs = sliding_window_proba(
                 model,

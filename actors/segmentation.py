@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from slumwatch.actors.cube_datasets import CubeTileDatasets
+from slumwatch.actors.cube_tiles import cube_info
 from slumwatch.actors.inference import InferenceError, predict_cube
 from slumwatch.actors.tiles import BandScaling, CubeArrays, Scaling
 from slumwatch.catalogs.tiling import TileSpec, iter_tiles
@@ -56,24 +57,26 @@ def cube_band_scaling(cube: Path) -> BandScaling:
     return _stretch(open_cube(cube))
 
 
-def cube_year_scalings(cube: Path) -> dict[int, BandScaling]:
+def cube_year_scalings(cube: Path, *, fallback: BandScaling | None = None) -> dict[int, BandScaling]:
     """One percentile stretch per time index (per-scene normalisation).
 
     Each year's scene is stretched on its own valid pixels, which removes most of the
     per-acquisition gain, offset and haze differences between years and sensors. A year
-    without valid pixels falls back to the whole-cube stretch.
+    without valid pixels falls back to ``fallback`` (default: the whole-cube stretch,
+    computed only when needed).
     """
     from slumwatch.catalogs.cube import open_cube
     from slumwatch.catalogs.errors import CubeError
 
     ds = open_cube(cube)
-    whole = _stretch(ds)
     out: dict[int, BandScaling] = {}
     for t in range(int(ds.sizes["time"])):
         try:
             out[t] = _stretch(ds.isel(time=[t]))
         except CubeError:
-            out[t] = whole
+            if fallback is None:
+                fallback = _stretch(ds)
+            out[t] = fallback
     return out
 
 
@@ -97,13 +100,6 @@ def scaling_for_checkpoint(normalization: Mapping[str, Any], *, cube: Path) -> S
     return BandScaling.from_dict(record)
 
 
-def _cube_years(cube: Path) -> tuple[int, ...]:
-    import xarray as xr
-
-    with xr.open_zarr(str(cube)) as ds:
-        return tuple(int(t) for t in ds["time"].dt.year.values)
-
-
 def _train_worker(
     datasets: CubeTileDatasets,
     *,
@@ -117,13 +113,14 @@ def _train_worker(
     """Runs inside a Ray worker: the engine's single-process path on the cube's tiles."""
     from slumwatch.actors.training import train_local
 
+    built = datasets()  # read the tiles once: training, then threshold calibration on the val set
     result = train_local(
         config=config,
         model_name=model_name,
         model_kwargs={"num_classes": NUM_CLASSES, "in_channels": in_channels},
         method_name="supervised",
         method_kwargs={},
-        dataset_builder=datasets,
+        dataset_builder=lambda: built,
         run_dir=Path(run_dir),
         normalization=normalization,
         metadata=metadata,
@@ -132,12 +129,12 @@ def _train_worker(
     best = result.best_path or result.latest_path
     if best is not None:
         summary["threshold"], summary["threshold_f1"] = _calibrate(
-            best, datasets, batch_size=config.batch_size
+            best, built[1], batch_size=config.batch_size
         )
     return summary
 
 
-def _calibrate(checkpoint: Path, datasets: CubeTileDatasets, *, batch_size: int) -> tuple[float, float]:
+def _calibrate(checkpoint: Path, val_ds: Any, *, batch_size: int) -> tuple[float, float]:
     """F1-optimal slum threshold of ``checkpoint`` on the held-out validation tiles."""
     import torch
     from torch.utils.data import DataLoader
@@ -147,7 +144,6 @@ def _calibrate(checkpoint: Path, datasets: CubeTileDatasets, *, batch_size: int)
     from slumwatch.models.inference import predict_proba
 
     model = load_checkpoint(checkpoint).model
-    _, val_ds, _ = datasets()
     probs, labels = [], []
     for batch in DataLoader(val_ds, batch_size=batch_size, shuffle=False):
         probs.append(predict_proba(model, batch["image"])[:, SLUM_CLASS].flatten())
@@ -173,8 +169,9 @@ def train_from_cube(
 ) -> tuple[Path, dict[str, Any]]:
     """Supervised training on labelled tiles of ``train_years`` as one Ray task.
 
-    Tile positions are split spatially: ``train_fraction`` of them train, the rest
-    validate (the same positions in every year), so validation is on unseen ground.
+    Tile positions are split spatially and stratified by slum share
+    (:func:`~slumwatch.catalogs.splits.make_splits`): ``train_fraction`` of them train, the
+    rest validate (the same positions in every year), so validation is on unseen ground.
 
     Returns:
         (path of the best checkpoint, its metadata incl. the held-out tile ids).
@@ -182,16 +179,28 @@ def train_from_cube(
     import ray
 
     from slumwatch.actors.cluster import ray_cluster
+    from slumwatch.catalogs.cube import CubeRef
+    from slumwatch.catalogs.splits import SplitSpec, make_splits
     from slumwatch.models.engine import TrainConfig
 
     arrays = CubeArrays.open(cube)
     _, n_bands, height, width = arrays.shape
     spec = TileSpec(tile_size)
-    tile_ids = [w.tile_id for w in iter_tiles(spec, height=height, width=width)]
-    train_tiles, val_tiles = CubeTileDatasets.split_tiles(tile_ids, fraction=train_fraction, seed=seed)
-    cube_years = _cube_years(cube)
-    year_scalings = cube_year_scalings(cube)
-    normalization = normalization_record(year_scalings, reference=cube_band_scaling(cube))
+    splits = make_splits(
+        cube=CubeRef(Path(cube)),
+        tile=spec,
+        years=train_years,
+        spec=SplitSpec(train=train_fraction, val=1.0 - train_fraction, test=0.0, seed=seed),
+    )
+    train_tiles = splits.split("train")
+    grid = [w.tile_id for w in iter_tiles(spec, height=height, width=width)]
+    train_set = set(train_tiles)
+    held_out = tuple(t for t in grid if t not in train_set)  # val plus tiles left out of the split
+    val_tiles = splits.split("val")
+    cube_years = cube_info(cube).years
+    whole = cube_band_scaling(cube)
+    year_scalings = cube_year_scalings(cube, fallback=whole)
+    normalization = normalization_record(year_scalings, reference=whole)
     datasets = CubeTileDatasets(
         cube=Path(cube),
         cube_years=cube_years,
@@ -211,7 +220,8 @@ def train_from_cube(
         "train_years": list(train_years),
         "epochs": epochs,
         "train_tiles": list(train_tiles),
-        "held_out_tiles": list(val_tiles),
+        "held_out_tiles": list(held_out),
+        "split_sha256": splits.sha256,
         "tile_size": tile_size,
         "cube": str(cube),
     }

@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 from slumwatch.catalogs.tiling import TileSpec, TileWindow, iter_tiles
+from slumwatch.models.data import scale_to_unit
 from slumwatch.zarr_io import StoreError, optional_array, require_array
 
 __all__ = [
@@ -57,12 +58,8 @@ class BandScaling:
                 raise TileReadError(f"BandScaling for band {band!r}: high {hi} must exceed low {lo}")
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """(C, H, W) or (N, C, H, W) raw values -> float32 in [0, 1]."""
-        low = np.asarray(self.low, dtype=np.float32)
-        span = np.asarray(self.high, dtype=np.float32) - low
-        shape = (1,) * (image.ndim - 3) + (len(self.bands), 1, 1)
-        out = (image.astype(np.float32) - low.reshape(shape)) / span.reshape(shape)
-        return np.clip(out, 0.0, 1.0)
+        """(C, H, W) or (N, C, H, W) raw values -> float32 in [0, 1] (:func:`scale_to_unit`)."""
+        return scale_to_unit(image, self.low, self.high)
 
     def to_dict(self) -> dict[str, list[float] | list[str]]:
         return {"bands": list(self.bands), "low": list(self.low), "high": list(self.high)}
