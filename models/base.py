@@ -16,6 +16,7 @@ keeps DDP's gradient synchronisation intact; ``model.module.forward_dict`` would
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, overload
 
@@ -43,7 +44,7 @@ def default_input_stats(in_channels: int) -> tuple[list[float], list[float]]:
     return mean, std
 
 
-class SegmentationModel(nn.Module):
+class SegmentationModel(nn.Module, ABC):
     """Base class of all registered networks.
 
     Inputs are images scaled to [0, 1]; each network standardises them internally with fixed
@@ -114,11 +115,11 @@ class SegmentationModel(nn.Module):
             return self.forward_dict(x, fp=fp, gram=gram, proj=proj)
         return self.forward_dict(x)[LOGITS]
 
+    @abstractmethod
     def forward_dict(
         self, x: Tensor, *, fp: bool = False, gram: bool = False, proj: bool = False
     ) -> dict[str, Tensor]:
         """Richer forward; see the module docstring for the keys and their shapes."""
-        raise NotImplementedError
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the backbone (pretrained part)."""
