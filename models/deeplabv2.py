@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch.nn.functional as F
-from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
-from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ, SegmentationModel
+from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ
 from slumwatch.models.heads import DEFAULT_PROJ_DIM, FP_DROPOUT, ProjectionHead, perturb_features
 from slumwatch.models.padding import crop_to, pad_to_multiple, scaled_size, upsample_to
 from slumwatch.models.registry import register_model
+from slumwatch.models.resnet_backbone import ResNetSegmentationModel, resnet_encoder
 
 OUTPUT_STRIDE = 8
 ASPP_V2_RATES = (6, 12, 18, 24)
-ENCODER_DEPTH = 5
 PROJ_STRIDE = 4
 CLASSIFIER_INIT_STD = 0.01
 
@@ -45,7 +44,7 @@ class ASPPClassifier(nn.Module):
         return out
 
 
-class DeepLabV2(SegmentationModel):
+class DeepLabV2(ResNetSegmentationModel):
     """DeepLabV2 (B, C, H, W) → logits (B, K, H, W); ``fp`` and ``proj`` supported, no GRAM branch."""
 
     def __init__(
@@ -67,18 +66,12 @@ class DeepLabV2(SegmentationModel):
             input_mean=input_mean,
             input_std=input_std,
         )
-        self.backbone = get_encoder(
-            encoder, in_channels=in_channels, depth=ENCODER_DEPTH, weights=None, output_stride=OUTPUT_STRIDE
-        )
+        self.backbone = resnet_encoder(encoder, in_channels=in_channels, output_stride=OUTPUT_STRIDE)
         channels = self.backbone.out_channels[-1]
         self.classifier = ASPPClassifier(channels, num_classes, rates)
         self.has_proj = True
         self.proj_head = ProjectionHead(channels, dim=proj_dim)
         self.fp_dropout = fp_dropout
-
-    def first_conv_key(self) -> str | None:
-        """torchvision ResNet stem convolution."""
-        return "conv1.weight"
 
     def forward_dict(
         self, x: Tensor, *, fp: bool = False, gram: bool = False, proj: bool = False

@@ -13,25 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3PlusDecoder
-from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
-from slumwatch.models.base import GRAM, LOGITS, LOGITS_FP, PROJ, SegmentationModel
+from slumwatch.models.base import GRAM, LOGITS, LOGITS_FP, PROJ
 from slumwatch.models.gram import GramBranch
 from slumwatch.models.heads import DEFAULT_PROJ_DIM, FP_DROPOUT, ProjectionHead, perturb_features
 from slumwatch.models.padding import crop_to, pad_to_multiple, scaled_size, upsample_to
 from slumwatch.models.registry import register_model
+from slumwatch.models.resnet_backbone import RESNET_DEPTH, ResNetSegmentationModel, resnet_encoder
 
 OUTPUT_STRIDE = 16
 ASPP_RATES = (6, 12, 18)
 DECODER_CHANNELS = 256
 ASPP_DROPOUT = 0.5
-ENCODER_DEPTH = 5
 LOW_LEVEL_INDEX = 2  # smp encoder feature list: [x, 1/2, 1/4, 1/8, 1/16, 1/16 (dilated)]
 LOW_LEVEL_STRIDE = 4
 
 
-class DeepLabV3Plus(SegmentationModel):
+class DeepLabV3Plus(ResNetSegmentationModel):
     """DeepLabV3+ (B, C, H, W) → logits (B, K, H, W); see :mod:`slumwatch.models.base` for ``forward_dict``.
 
     Args:
@@ -67,12 +66,10 @@ class DeepLabV3Plus(SegmentationModel):
             input_mean=input_mean,
             input_std=input_std,
         )
-        self.backbone = get_encoder(
-            encoder, in_channels=in_channels, depth=ENCODER_DEPTH, weights=None, output_stride=OUTPUT_STRIDE
-        )
+        self.backbone = resnet_encoder(encoder, in_channels=in_channels, output_stride=OUTPUT_STRIDE)
         self.decoder = DeepLabV3PlusDecoder(
             encoder_channels=self.backbone.out_channels,
-            encoder_depth=ENCODER_DEPTH,
+            encoder_depth=RESNET_DEPTH,
             out_channels=DECODER_CHANNELS,
             atrous_rates=tuple(aspp_rates),
             output_stride=OUTPUT_STRIDE,
@@ -85,10 +82,6 @@ class DeepLabV3Plus(SegmentationModel):
         self.gram_branch = GramBranch(normalize=gram_normalize) if gram_branch else None
         self.has_proj = True
         self.proj_head = ProjectionHead(DECODER_CHANNELS, dim=proj_dim)
-
-    def first_conv_key(self) -> str | None:
-        """torchvision ResNet key of the stem convolution."""
-        return "conv1.weight"
 
     def forward_dict(
         self, x: Tensor, *, fp: bool = False, gram: bool = False, proj: bool = False

@@ -11,22 +11,21 @@ from collections.abc import Sequence
 
 import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.pspnet.decoder import PSPDecoder
-from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
-from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ, SegmentationModel
+from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ
 from slumwatch.models.heads import DEFAULT_PROJ_DIM, FP_DROPOUT, ProjectionHead, perturb_features
 from slumwatch.models.padding import crop_to, pad_to_multiple, scaled_size, upsample_to
 from slumwatch.models.registry import register_model
+from slumwatch.models.resnet_backbone import ResNetSegmentationModel, resnet_encoder
 
 OUTPUT_STRIDE = 8
-ENCODER_DEPTH = 5
 PSP_CHANNELS = 512
 PSP_DROPOUT = 0.1
 PROJ_STRIDE = 4
 
 
-class PSPNet(SegmentationModel):
+class PSPNet(ResNetSegmentationModel):
     """PSPNet (B, C, H, W) → logits (B, K, H, W); ``fp`` and ``proj`` supported, no GRAM branch."""
 
     def __init__(
@@ -47,9 +46,7 @@ class PSPNet(SegmentationModel):
             input_mean=input_mean,
             input_std=input_std,
         )
-        self.backbone = get_encoder(
-            encoder, in_channels=in_channels, depth=ENCODER_DEPTH, weights=None, output_stride=OUTPUT_STRIDE
-        )
+        self.backbone = resnet_encoder(encoder, in_channels=in_channels, output_stride=OUTPUT_STRIDE)
         self.decoder = PSPDecoder(
             encoder_channels=self.backbone.out_channels, out_channels=PSP_CHANNELS, dropout=PSP_DROPOUT
         )
@@ -57,10 +54,6 @@ class PSPNet(SegmentationModel):
         self.has_proj = True
         self.proj_head = ProjectionHead(PSP_CHANNELS, dim=proj_dim)
         self.fp_dropout = fp_dropout
-
-    def first_conv_key(self) -> str | None:
-        """torchvision ResNet stem convolution."""
-        return "conv1.weight"
 
     def forward_dict(
         self, x: Tensor, *, fp: bool = False, gram: bool = False, proj: bool = False
