@@ -427,6 +427,8 @@ def _run_self_training(
     train_config: TrainConfig,
     options: Any,
     preload_max_bytes: int,
+    metadata: Mapping[str, Any],
+    split_hash: str,
 ) -> dict[str, Any]:
     """Build :class:`SelfTrainingData` from tile refs and run ST / ST++ here (module level: Ray-picklable)."""
     from slumwatch.actors.self_training import ModelSpec, SelfTrainingData, run_self_training
@@ -444,6 +446,7 @@ def _run_self_training(
         low=scaling.low,
         high=scaling.high,
         unlabeled_ids=[f"{Path(r.cube).name}/{r.name}" for r in plan.unlabeled],
+        unlabeled_valid=_tiles(plan.unlabeled, "valid", preload_max_bytes),
     )
     result = run_self_training(
         plus=plus,
@@ -458,6 +461,9 @@ def _run_self_training(
         ),
         train=train_config,
         options=options,
+        normalization=scaling.to_dict(),
+        metadata=metadata,
+        split_hash=split_hash,
     )
     return {
         "final_checkpoint": str(result.final_checkpoint),
@@ -500,6 +506,8 @@ def _self_training(
     data: DataOptions,
     distributed: bool,
     use_gpu: bool,
+    metadata: Mapping[str, Any],
+    split_hash: str,
 ) -> tuple[Path, dict[str, Any], float | None]:
     options = _self_training_options(method_kwargs, data.augment())
     if SELF_TRAINING_METHODS[method]:
@@ -514,6 +522,8 @@ def _self_training(
         "train_config": train_config,
         "options": options,
         "preload_max_bytes": data.preload_max_bytes,
+        "metadata": dict(metadata),
+        "split_hash": split_hash,
     }
     if distributed:
         import ray
@@ -653,6 +663,14 @@ def train_method_from_cube(
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     LOGGER.info("training %s at %g labels on %s: %s", method, budget, [str(c) for c in cubes], samples)
+    metadata = {
+        "label_budget": budget,
+        "cubes": [str(c) for c in cubes],
+        "cities": [info.city for info in plan.infos],
+        "years": list(plan.years),
+        "samples": samples,
+        "crop_size": data.crop_size,
+    }
     if is_self_training:
         if distributed and num_workers > 1:
             LOGGER.warning("%s runs on one worker; num_workers=%d is ignored", method, num_workers)
@@ -668,16 +686,10 @@ def train_method_from_cube(
             data=data,
             distributed=distributed,
             use_gpu=use_gpu,
+            metadata=metadata,
+            split_hash=split_hash,
         )
     else:
-        metadata = {
-            "label_budget": budget,
-            "cubes": [str(c) for c in cubes],
-            "cities": [info.city for info in plan.infos],
-            "years": list(plan.years),
-            "samples": samples,
-            "crop_size": data.crop_size,
-        }
         checkpoint, training, best = _engine_training(
             method=method,
             run_dir=run_dir,

@@ -23,7 +23,8 @@ stages with ``st`` / ``st++`` (:mod:`slumwatch.models.methods.self_training`), o
 GRAM loss (``use_gram``, needs a ``deeplabv3plus_aux_*`` network).
 
 Pseudo-labels are versioned Zarr arrays in ``<out_dir>/pseudo_labels.zarr``: ``pseudo_labels/v{stage}``
-(N, H, W) uint8 over *all* N unlabeled tiles (255 = not pseudo-labelled in this version), attrs
+(N, H, W) uint8 over *all* N unlabeled tiles (255 = not pseudo-labelled in this version, or a pixel
+without data when ``SelfTrainingData.unlabeled_valid`` is given), attrs
 ``teacher_checkpoint``, ``stage``, ``created`` (UTC ISO), ``method``, ``labelled_indices``,
 ``tta_scales``, ``tta_flip`` and ``base_version`` (v5 inherits its reliable rows from v3).
 ST++ also writes ``stability/scores`` (N,) float64 (attrs: checkpoints, reliable/unreliable indices).
@@ -86,6 +87,10 @@ class SelfTrainingData:
         low, high: per-band scaling bounds (see :func:`slumwatch.models.data.scale_to_unit`); ``None`` when
             the images are already float in [0, 1].
         unlabeled_ids: optional names of the unlabeled tiles (stored in the Zarr attrs).
+        unlabeled_valid: optional (N, H, W) per-pixel data masks of the unlabeled tiles: bool (True = the
+            pixel has data) or integer with 255 where it has none (the ``"valid"`` kind of
+            :class:`~slumwatch.actors.cube_tiles.CubeTileSequence`). Pixels without data (nodata, clouds,
+            tile padding) get no pseudo-label (255) and do not count in the ST++ stability score.
     """
 
     labeled_images: ArrayLike
@@ -96,6 +101,7 @@ class SelfTrainingData:
     low: Sequence[float] | None = None
     high: Sequence[float] | None = None
     unlabeled_ids: Sequence[str] | None = None
+    unlabeled_valid: ArrayLike | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,12 @@ class _Rows(Sequence[Any]):
         return np.asarray(self.source[self.rows[index]])
 
 
+def _valid_mask(mask: Any) -> npt.NDArray[np.bool_]:
+    """(H, W) bool from a bool mask or a ``"valid"``-kind tile (255 = no data)."""
+    array = np.asarray(mask)
+    return array if array.dtype == np.bool_ else array != IGNORE_VALUE
+
+
 def _teacher_path(result: TrainResult) -> Path:
     path = result.best_path if result.best_path is not None else result.latest_path
     if path is None:
@@ -206,8 +218,14 @@ class SelfTrainingRun:
         model: ModelSpec,
         train: TrainConfig,
         options: SelfTrainingOptions,
+        normalization: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        split_hash: str | None = None,
     ) -> None:
         self.plus = plus
+        self.normalization = dict(normalization) if normalization else None
+        self.metadata = dict(metadata or {})
+        self.split_hash = split_hash
         self.out_dir = Path(out_dir)
         self.data = data
         self.model_spec = model
@@ -222,6 +240,9 @@ class SelfTrainingRun:
 
     # ------------------------------------------------------------------ datasets
     def _scaling(self) -> dict[str, Any]:
+        """What checkpoints record as input normalisation: the caller's record, else the bounds."""
+        if self.normalization is not None:
+            return dict(self.normalization)
         return {"low": self.data.low, "high": self.data.high}
 
     def _tiles(self, images: ArrayLike, labels: ArrayLike | None, *, augment: bool, seed: int) -> TileDataset:
@@ -260,13 +281,27 @@ class SelfTrainingRun:
             views, batch_size=self.train.batch_size, shuffle=True, num_workers=self.train.num_workers
         )
 
-    def _unlabeled_batches(self, rows: Sequence[int]) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def _unlabeled_batches(
+        self, rows: Sequence[int]
+    ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
+        """Batches of unlabeled ``rows``: (row indices, images (B, C, H, W), valid (B, H, W) bool or None)."""
         tiles = self._tiles(_Rows(self.data.unlabeled_images, rows), None, augment=False, seed=0)
+        masks = self.data.unlabeled_valid
         batch = self.options.label_batch_size
         for start in range(0, len(rows), batch):
             chunk = list(range(start, min(start + batch, len(rows))))
             images = torch.stack([tiles[i]["image"] for i in chunk]).to(self.device)
-            yield [rows[i] for i in chunk], images
+            valid = (
+                None
+                if masks is None
+                else torch.from_numpy(np.stack([_valid_mask(masks[rows[i]]) for i in chunk]))
+            )
+            if valid is not None and tuple(valid.shape[-2:]) != tuple(images.shape[-2:]):
+                raise ValueError(
+                    f"unlabeled_valid masks are {tuple(valid.shape[-2:])}, "
+                    f"the tiles {tuple(images.shape[-2:])}"
+                )
+            yield [rows[i] for i in chunk], images, valid
 
     # ------------------------------------------------------------------ stages
     def _fresh_model(self, stage: int) -> SegmentationModel:
@@ -299,10 +334,12 @@ class SelfTrainingRun:
             progress=self.options.progress,
             normalization=self._scaling(),
             metadata={
+                **self.metadata,
                 "self_training": self.method,
                 "stage": stage,
                 "pseudo_labels": pseudo[0] if pseudo else None,
             },
+            split_hash=self.split_hash,
             device=self.device,
         )
         if stage == 1:
@@ -335,10 +372,10 @@ class SelfTrainingRun:
             raise ValueError("ST++ stability needs at least two stage-1 checkpoints (train >= 2 epochs)")
         models = [load_checkpoint(p, map_location=self.device).model for p in checkpoints]
         scores = np.zeros(self.n_unlabeled, dtype=np.float64)
-        for rows, images in self._unlabeled_batches(range(self.n_unlabeled)):
+        for rows, images, valid in self._unlabeled_batches(range(self.n_unlabeled)):
             preds = [m(images).argmax(dim=1).cpu() for m in models]
             scores[rows] = stability_scores(
-                preds[:-1], preds[-1], num_classes=self.model_spec.num_classes
+                preds[:-1], preds[-1], num_classes=self.model_spec.num_classes, valid=valid
             ).numpy()
         return scores
 
@@ -365,10 +402,12 @@ class SelfTrainingRun:
             if not isinstance(base, zarr.Array):
                 raise TypeError(f"{PSEUDO_GROUP}/{base_version} is not an array")
             arr[:] = base[:]
-        for batch_rows, images in self._unlabeled_batches(rows):
+        for batch_rows, images, valid in self._unlabeled_batches(rows):
             labels, _ = pseudo_label_tta(
                 model, images, scales=self.options.tta_scales, flip=self.options.tta_flip
             )
+            if valid is not None:
+                labels = labels.cpu().masked_fill(~valid, IGNORE_VALUE)
             for row, label in zip(batch_rows, labels.to(torch.uint8).cpu().numpy(), strict=True):
                 arr[row] = label
         arr.attrs.update(
@@ -455,6 +494,9 @@ def run_self_training(
     model: ModelSpec,
     train: TrainConfig,
     options: SelfTrainingOptions | None = None,
+    normalization: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    split_hash: str | None = None,
 ) -> SelfTrainingResult:
     """Run ST (``plus=False``) or ST++ (``plus=True``); see the module docstring for the stages.
 
@@ -465,6 +507,10 @@ def run_self_training(
         model: the network (re-initialised for every training stage).
         train: the engine settings of every training stage (epochs per stage, lr, batch size...).
         options: augmentation, GRAM, reliable fraction, TTA.
+        normalization: the input-normalisation record every stage's checkpoint stores (bands, bounds;
+            see :meth:`slumwatch.actors.tiles.BandScaling.to_dict`); default ``{"low", "high"}`` of ``data``.
+        metadata: provenance every stage's checkpoint stores (label budget, cubes, cities, years...).
+        split_hash: hash of the label split, stored in the checkpoints.
 
     Returns:
         The final model's checkpoint, the per-stage engine summaries and the pseudo-label versions.
@@ -476,6 +522,9 @@ def run_self_training(
         model=model,
         train=train,
         options=options or SelfTrainingOptions(),
+        normalization=normalization,
+        metadata=metadata,
+        split_hash=split_hash,
     )
     return run.run()
 

@@ -6,7 +6,9 @@ the pixels predicted as each class in the current batch, clipped to ``[tau_low, 
     tau_c <- clip(m * tau_c + (1 - m) * mean_{pixels with argmax c} conf, tau_low, tau_high)
 
 Classes absent from the batch keep their threshold. A pixel passes when its confidence is at least the
-threshold of its predicted class. The idea is FreeMatch's self-adaptive class thresholds.
+threshold of its predicted class. Under DDP the per-class sums and counts are summed over ranks before
+the update (:mod:`~slumwatch.models.methods.sync`), so "the batch" is the global batch and every rank
+holds the same thresholds. The idea is FreeMatch's self-adaptive class thresholds.
 
 Defaults (``docs/methods.md``): momentum 0.999 (FreeMatch's EMA momentum; the SLUM-i text does not
 give it), ``tau_high`` 0.95 (paper, after FixMatch / UniMatch), ``tau_low`` 0.7 (chosen: the paper's
@@ -23,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from slumwatch.models.methods.sync import all_reduce_sum
 
 DEFAULT_MOMENTUM = 0.999
 DEFAULT_TAU_LOW = 0.7
@@ -89,6 +93,9 @@ class ClassAwareThreshold:
             flat_label, flat_conf = flat_label[keep], flat_conf[keep]
         sums = torch.zeros_like(tau).index_add_(0, flat_label, flat_conf)
         counts = torch.bincount(flat_label, minlength=cfg.num_classes).to(tau.dtype)
+        # Under DDP every rank sees its own share of the batch: pool the class sums and counts so the
+        # thresholds follow the whole (global) batch and stay identical on every rank.
+        sums, counts = all_reduce_sum(torch.stack([sums, counts])).unbind(0)
         present = counts > 0
         means = sums / counts.clamp(min=1)
         updated = cfg.momentum * tau + (1.0 - cfg.momentum) * means

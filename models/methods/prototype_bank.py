@@ -2,7 +2,8 @@
 
 Per class, a FIFO queue of L2-normalised projection-head features (D = 128) taken from weak-view pixels
 whose pseudo-label passed the confidence gate (CAAT). Each batch adds at most ``samples_per_class``
-randomly chosen pixels per class (seeded generator, part of the state).
+randomly chosen pixels per class (seeded generator, part of the state); under DDP every rank pushes the
+samples of all ranks, so the queues are the same on every rank.
 
 Reliability weight of a pixel with predicted class c and normalised feature f::
 
@@ -27,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from slumwatch.models.methods.sync import all_gather_rows
 
 DEFAULT_QUEUE_SIZE = 256
 DEFAULT_SAMPLES_PER_CLASS = 64
@@ -115,6 +118,10 @@ class PrototypeBank:
     def update(self, features: Tensor, label: Tensor, keep: Tensor) -> None:
         """Push a random subsample of the gated pixels of each class.
 
+        Under DDP each rank subsamples its own pixels, then every rank pushes all ranks' samples in rank
+        order (:func:`~slumwatch.models.methods.sync.all_gather_rows`), so the queues stay identical on
+        every rank. Every rank must call this once per step (it is a collective then).
+
         Args:
             features: (B, D, h, w) projection features of the weak view.
             label: (B, H, W) pseudo-labels (any H, W; resized to (h, w) by nearest neighbour).
@@ -129,12 +136,10 @@ class PrototypeBank:
         flat_keep = small_keep.reshape(-1)
         for cls in range(cfg.num_classes):
             idx = torch.nonzero(flat_keep & (flat_label == cls), as_tuple=False).squeeze(1)
-            if idx.numel() == 0:
-                continue
             if idx.numel() > cfg.samples_per_class:
                 choice = torch.randperm(idx.numel(), generator=self.generator)[: cfg.samples_per_class]
                 idx = idx[choice.to(idx.device)]
-            self.push(cls, flat[idx])
+            self.push(cls, all_gather_rows(flat[idx]))
 
     @torch.no_grad()
     def max_similarity(self, features: Tensor) -> Tensor:

@@ -102,7 +102,11 @@ class STPlusPlusStep(SelfTrainingStep):
 
 
 def stability_scores(
-    preds_by_checkpoint: Sequence[Tensor], final: Tensor, *, num_classes: int | None = None
+    preds_by_checkpoint: Sequence[Tensor],
+    final: Tensor,
+    *,
+    num_classes: int | None = None,
+    valid: Tensor | None = None,
 ) -> Tensor:
     """ST++ reliability of each image: mean over earlier checkpoints of mIoU(checkpoint, final).
 
@@ -110,10 +114,13 @@ def stability_scores(
         preds_by_checkpoint: argmax maps (N, H, W) of the earlier checkpoints (e.g. epochs E/3, 2E/3).
         final: argmax map (N, H, W) of the final checkpoint, treated as the reference.
         num_classes: K (default: 1 + the largest class id present).
+        valid: optional (N, H, W) bool; only these pixels count (nodata, clouds and tile padding have
+            no say in an image's stability).
 
     Returns:
         (N,) float64 scores in [0, 1], not rounded. Per image, mIoU is the mean IoU over the classes
-        present in either map (classes with an empty union are skipped, as the nan-mean of ST++).
+        present in either map (classes with an empty union are skipped, as the nan-mean of ST++); an
+        image without any valid pixel scores NaN (and :func:`select_reliable` ranks it last).
     """
     if len(preds_by_checkpoint) == 0:
         raise ValueError("stability needs at least one earlier checkpoint")
@@ -122,14 +129,19 @@ def stability_scores(
     if k is None:
         k = int(max(int(final.max()), *(int(p.max()) for p in preds_by_checkpoint))) + 1
     ref = final.reshape(n, -1).long().cpu()
+    if valid is not None and valid.shape != final.shape:
+        raise ValueError(f"valid shape {tuple(valid.shape)} != final {tuple(final.shape)}")
+    weight = (
+        torch.ones(ref.shape, dtype=torch.float64)
+        if valid is None
+        else valid.reshape(n, -1).cpu().to(torch.float64)
+    )
     total = torch.zeros(n, dtype=torch.float64)
     for pred in preds_by_checkpoint:
         if pred.shape != final.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} != final {tuple(final.shape)}")
         idx = ref * k + pred.reshape(n, -1).long().cpu()
-        cm = torch.zeros(n, k * k, dtype=torch.float64).scatter_add_(
-            1, idx, torch.ones_like(idx, dtype=torch.float64)
-        )
+        cm = torch.zeros(n, k * k, dtype=torch.float64).scatter_add_(1, idx, weight)
         cm = cm.reshape(n, k, k)
         tp = cm.diagonal(dim1=1, dim2=2)
         union = cm.sum(dim=1) + cm.sum(dim=2) - tp

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zarr
 from training_fixtures import BUDGET, CROP, MODEL, TinyCube, tiny_supervised_checkpoint, tiny_training_cube
 
 from slumwatch.actors.cube_tiles import CubeTileSequence, materialize, plan_tile_refs
@@ -166,6 +167,24 @@ def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> Non
     assert set(result.training["stages"]) == {"1", "3"}
     assert result.checkpoint.parent == tmp_path / "st" / "stage3"
     assert (tmp_path / "st" / "pseudo_labels.zarr").is_dir()
+    final = load_checkpoint(result.checkpoint)
+    assert final.normalization["bands"] == ["red", "green", "blue"]
+    assert final.metadata["label_budget"] == BUDGET and final.metadata["cities"]
+    assert final.metadata["split_hash"] == load_splits(tiny.splits).sha256
+    assert final.metadata["self_training"] == "st" and final.metadata["stage"] == 3
+    pseudo = zarr.open_group(str(tmp_path / "st" / "pseudo_labels.zarr"), mode="r")["pseudo_labels/v2"][:]
+    splits = load_splits(tiny.splits)
+    unlabeled = plan_tile_refs(  # the pipeline's unlabeled pool, in its order
+        cube=tiny.cube,
+        tile_ids=sorted(set(splits.train) - set(budget_tiles(splits, BUDGET))),
+        years=final.metadata["years"],
+        spec=TileSpec(splits.tile_size),
+        require="valid",
+        min_fraction=DataOptions().min_valid_fraction,
+    )
+    nodata = np.stack([np.asarray(v) for v in CubeTileSequence(unlabeled, "valid")]) == 255
+    assert pseudo.shape == nodata.shape and nodata.any()  # clouds / swath edges in the tiny city
+    assert (pseudo[nodata] == 255).all() and set(np.unique(pseudo[~nodata])) <= {0, 1}
     with pytest.raises(MethodTrainingError, match="ST/ST\\+\\+ options \\['threshold'\\] are unknown"):
         train_method_from_cube(
             cube=tiny.cube,

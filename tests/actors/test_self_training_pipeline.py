@@ -53,7 +53,15 @@ def _tiles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _run(out: Path, *, plus: bool):
+def _nodata_masks(n: int) -> np.ndarray:
+    """(n, SIZE, SIZE) "valid"-kind masks: 255 (no data) in the left quarter and in all of tile 0."""
+    masks = np.zeros((n, SIZE, SIZE), dtype=np.int64)
+    masks[:, :, : SIZE // 4] = 255
+    masks[0] = 255
+    return masks
+
+
+def _run(out: Path, *, plus: bool, unlabeled_valid: np.ndarray | None = None):
     lab_x, lab_y = _tiles(4, 0)
     unl_x, _ = _tiles(6, 1)
     val_x, val_y = _tiles(2, 2)
@@ -64,6 +72,7 @@ def _run(out: Path, *, plus: bool):
         val_images=val_x,
         val_labels=val_y,
         unlabeled_ids=[f"tile{i}" for i in range(6)],
+        unlabeled_valid=unlabeled_valid,
     )
     train = TrainConfig(epochs=2, batch_size=2, lr=0.05, device="cpu", amp=False, seed=3)
     options = SelfTrainingOptions(
@@ -121,6 +130,21 @@ def test_plain_st_end_to_end(tmp_path: Path) -> None:
     labels = zarr.open_group(str(result.pseudo_label_store), mode="r")["pseudo_labels/v2"][:]
     assert set(np.unique(labels)) <= {0, 1}
     assert load_checkpoint(result.final_checkpoint).metadata["method"] == "st"
+
+
+@pytest.mark.parametrize("as_bool", [False, True])
+def test_pixels_without_data_get_no_pseudo_label(tmp_path: Path, as_bool: bool) -> None:
+    torch.set_num_threads(1)
+    masks = _nodata_masks(6)
+    given = masks != 255 if as_bool else masks
+    result = _run(tmp_path, plus=True, unlabeled_valid=given)
+    store = zarr.open_group(str(result.pseudo_label_store), mode="r")
+    v5 = store["pseudo_labels/v5"][:]
+    nodata = masks == 255
+    assert (v5[nodata] == 255).all()
+    assert set(np.unique(v5[~nodata])) <= {0, 1}
+    # tile 0 has no valid pixel: its stability is NaN and it ranks unreliable
+    assert np.isnan(store["stability/scores"][0]) and 0 in result.unreliable
 
 
 @pytest.mark.parametrize("epochs", [1])

@@ -73,6 +73,20 @@ def test_stability_scores_hand_example_not_rounded() -> None:
     assert reliable == ["a", "b"] and unreliable == ["c"]
 
 
+def test_stability_scores_count_only_valid_pixels() -> None:
+    final = torch.tensor([[[0, 0], [1, 1]], [[0, 1], [0, 1]]])
+    ckpt = torch.tensor([[[0, 1], [1, 0]], [[1, 0], [1, 0]]])
+    valid = torch.tensor([[[True, False], [True, False]], [[False, False], [False, False]]])
+    scores = stability_scores([ckpt], final, num_classes=2, valid=valid)
+    # image 0: only (0,0) -> 0/0 agree and (1,0) -> 1/1 agree count: IoU0 = IoU1 = 1.
+    # image 1: no valid pixel -> NaN (ranked last by select_reliable).
+    assert scores[0].item() == 1.0 and torch.isnan(scores[1])
+    unmasked = stability_scores([ckpt], final, num_classes=2)
+    assert unmasked[0].item() < 1.0
+    with pytest.raises(ValueError, match="valid shape"):
+        stability_scores([ckpt], final, valid=valid[:, :1])
+
+
 def test_select_reliable_ties_and_nan() -> None:
     reliable, unreliable = select_reliable([0.5, float("nan"), 0.5, 0.9], [10, 11, 12, 13])
     assert reliable == [13, 10] and unreliable == [12, 11]
