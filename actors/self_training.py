@@ -33,7 +33,6 @@ ST++ also writes ``stability/scores`` (N,) float64 (attrs: checkpoints, reliable
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,7 +49,14 @@ from slumwatch.models.augment import AugmentConfig
 from slumwatch.models.base import SegmentationModel
 from slumwatch.models.checkpoint import load_checkpoint
 from slumwatch.models.data import TileDataset
-from slumwatch.models.engine import Engine, EpochReport, TrainConfig, TrainResult, derive_seed, resolve_device
+from slumwatch.models.engine import (
+    KEPT_DIR,
+    Engine,
+    TrainConfig,
+    TrainResult,
+    derive_seed,
+    resolve_device,
+)
 from slumwatch.models.methods import get_method
 from slumwatch.models.methods.augment import UnlabeledViews
 from slumwatch.models.methods.self_training import (
@@ -68,7 +74,6 @@ IGNORE_VALUE = 255
 STORE_NAME = "pseudo_labels.zarr"
 PSEUDO_GROUP = "pseudo_labels"
 STABILITY_ARRAY = "stability/scores"
-CHECKPOINT_DIR = "checkpoints"
 THIRDS = 3
 DEFAULT_LABEL_BATCH = 4
 
@@ -342,16 +347,8 @@ class SelfTrainingRun:
             split_hash=self.split_hash,
             device=self.device,
         )
-        if stage == 1:
-            keep = set(_checkpoint_epochs(engine.num_epochs))
-            ckpt_dir = run_dir / CHECKPOINT_DIR
-
-            def keep_checkpoint(report: EpochReport) -> None:
-                if report.epoch in keep and report.latest_path is not None:
-                    ckpt_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(report.latest_path, ckpt_dir / f"epoch_{report.epoch:04d}.pt")
-
-            engine.on_epoch_end = keep_checkpoint
+        if stage == 1:  # E/3, 2E/3 and E are known once the engine has sized its epochs
+            engine.keep_epochs = frozenset(_checkpoint_epochs(engine.num_epochs))
         result = engine.fit()
         self.stages[stage] = result.to_dict()
         LOGGER.info("self-training stage %d (%s) done: best mIoU %s", stage, method, result.best_miou)
@@ -359,7 +356,7 @@ class SelfTrainingRun:
 
     def stage1_checkpoints(self) -> list[Path]:
         """The kept stage-1 checkpoints, oldest first (the last one is epoch E)."""
-        ckpt_dir = self.out_dir / "stage1" / CHECKPOINT_DIR
+        ckpt_dir = self.out_dir / "stage1" / KEPT_DIR
         paths = sorted(ckpt_dir.glob("epoch_*.pt"))
         if not paths:
             raise FileNotFoundError(f"no stage-1 checkpoints in {ckpt_dir}")

@@ -72,6 +72,7 @@ class Preset:
     workers: int
     threads: int
     val_every: int
+    checkpoint_every: int
     fast_tta: bool
 
 
@@ -92,6 +93,7 @@ PRESETS: dict[str, Preset] = {
         workers=1,
         threads=2,
         val_every=VALIDATE_AT_END,
+        checkpoint_every=25,
         fast_tta=True,
     ),
     "gpu": Preset(
@@ -110,6 +112,7 @@ PRESETS: dict[str, Preset] = {
         workers=1,
         threads=8,
         val_every=5,
+        checkpoint_every=5,
         fast_tta=False,
     ),
 }
@@ -223,6 +226,7 @@ def train_config(preset: Preset) -> TrainConfig:
         lr=preset.lr,
         device=preset.device,  # type: ignore[arg-type]
         val_every=preset.val_every,
+        checkpoint_every=preset.checkpoint_every,
         seed=0,
     )
 

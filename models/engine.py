@@ -23,9 +23,10 @@ from __future__ import annotations
 import logging
 import math
 import random
+import shutil
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,8 @@ LOGGER = logging.getLogger(__name__)
 
 LATEST_NAME = "latest.pt"
 BEST_NAME = "best.pt"
+KEPT_DIR = "checkpoints"
+"""Sub-folder of the run holding the ``keep_epochs`` snapshots."""
 SGD_HEAD_LR_MULTIPLIER = 10.0
 ADAMW_HEAD_LR_MULTIPLIER = 40.0
 DEFAULT_LR = 0.01
@@ -69,7 +72,10 @@ class TrainConfig:
 
     Give ``epochs`` or ``max_iters`` (if both, ``max_iters`` caps the run). ``head_lr_multiplier`` is 10
     for SGD ResNet (ST++/UniMatch) and 40 for AdamW DINOv2 (UniMatch-V2). ``amp`` takes effect only on CUDA.
-    ``val_every`` counts epochs. ``eval_window`` switches validation to sliding-window inference.
+    ``val_every`` counts epochs. ``checkpoint_every`` (epochs) spaces the ``latest.pt`` writes: the last epoch
+    is always written, and a resumed run restarts from the last written one (raise it when epochs are a
+    few iterations long: a DeepLabV3+ checkpoint with optimizer state is 0.1-0.5 GB). ``eval_window``
+    switches validation to sliding-window inference.
     """
 
     epochs: int | None = None
@@ -87,6 +93,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     val_every: int = 1
+    checkpoint_every: int = 1
     eval_window: int | None = None
     eval_overlap: float = DEFAULT_EVAL_OVERLAP
     eval_batch_size: int = 4
@@ -106,8 +113,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.grad_accum_steps < 1 or self.val_every < 1 or self.batch_size < 1:
-            raise ValueError("grad_accum_steps, val_every and batch_size must be >= 1")
+        if min(self.grad_accum_steps, self.val_every, self.checkpoint_every, self.batch_size) < 1:
+            raise ValueError("grad_accum_steps, val_every, checkpoint_every and batch_size must be >= 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -123,7 +130,7 @@ class EpochReport:
     epoch: int
     iteration: int
     metrics: Mapping[str, Any]
-    latest_path: Path | None  # None on ranks other than 0
+    latest_path: Path | None  # written this epoch; None on other ranks and epochs without a write
     best_path: Path | None
     is_best: bool
 
@@ -283,6 +290,8 @@ class Engine:
         resume: resume from ``run_dir/latest.pt`` (or ``resume_from``) when it exists.
         resume_from: a specific checkpoint to resume from.
         on_epoch_end: callback run on every rank after each epoch's checkpoint.
+        keep_epochs: epochs whose checkpoint is also kept as ``run_dir/checkpoints/epoch_XXXX.pt`` (written
+            whatever ``checkpoint_every`` says; ST++ ranks stability with them).
     """
 
     def __init__(
@@ -304,6 +313,7 @@ class Engine:
         resume: bool = True,
         resume_from: Path | None = None,
         on_epoch_end: Callable[[EpochReport], None] | None = None,
+        keep_epochs: Collection[int] = (),
     ) -> None:
         if step.needs_unlabeled and unlabeled_loader is None:
             raise ValueError(f"method {step.name!r} needs an unlabeled_loader")
@@ -325,6 +335,7 @@ class Engine:
         self.resume = resume
         self.resume_from = None if resume_from is None else Path(resume_from)
         self.on_epoch_end = on_epoch_end
+        self.keep_epochs = frozenset(int(e) for e in keep_epochs)
         self.rank, self.world_size = _dist_info()
         self.is_main = self.rank == 0
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -342,6 +353,7 @@ class Engine:
         self.num_epochs = math.ceil(self.total_iters / self.iters_per_epoch)
         self.latest_path = self.run_dir / LATEST_NAME
         self.best_path = self.run_dir / BEST_NAME
+        self.kept_dir = self.run_dir / KEPT_DIR
         # filled by fit()
         self.train_model: nn.Module = model
         self.optimizer: torch.optim.Optimizer | None = None
@@ -372,6 +384,10 @@ class Engine:
             "iteration": iteration,
             "world_size": self.world_size,
         }
+
+    def kept_path(self, epoch: int) -> Path:
+        """Where the ``keep_epochs`` snapshot of ``epoch`` goes."""
+        return self.kept_dir / f"epoch_{epoch:04d}.pt"
 
     def _save(
         self,
@@ -591,8 +607,10 @@ class Engine:
                     {k: v for k, v in record.items() if k != "val"},
                 )
                 metrics = {**{k: v for k, v in record.items() if k != "val"}, "best_miou": best_miou}
-                if self.is_main:
-                    latest = self._save(
+                written: Path | None = None
+                kept = (epoch + 1) in self.keep_epochs
+                if self.is_main and (last_epoch or kept or (epoch + 1) % config.checkpoint_every == 0):
+                    latest = written = self._save(
                         self.latest_path,
                         epoch=epoch + 1,
                         iteration=iteration,
@@ -600,22 +618,25 @@ class Engine:
                         best=(best_miou, best_epoch),
                         history=history,
                     )
-                    if is_best:
-                        best_file = self._save(
-                            self.best_path,
-                            epoch=epoch + 1,
-                            iteration=iteration,
-                            metrics=metrics,
-                            best=(best_miou, best_epoch),
-                            history=history,
-                        )
+                    if kept:
+                        self.kept_dir.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(written, self.kept_path(epoch + 1))
+                if self.is_main and is_best:
+                    best_file = self._save(
+                        self.best_path,
+                        epoch=epoch + 1,
+                        iteration=iteration,
+                        metrics=metrics,
+                        best=(best_miou, best_epoch),
+                        history=history,
+                    )
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(
                         EpochReport(
                             epoch=epoch + 1,
                             iteration=iteration,
                             metrics=metrics,
-                            latest_path=latest,
+                            latest_path=written,
                             best_path=best_file,
                             is_best=is_best,
                         )

@@ -84,6 +84,7 @@ def train_model(*, cfg: TrainRunConfig, splits: list[Path]) -> dict[str, Any]:
         amp=cfg.amp,
         seed=cfg.seed,
         val_every=cfg.val_every,
+        checkpoint_every=cfg.checkpoint_every,
         eval_window=cfg.eval_window,
         device=cfg.device,
         num_workers=cfg.loader_workers,

@@ -100,6 +100,9 @@ class TrainRunConfig(BaseModel):
     amp: bool = True
     seed: int = Field(0, ge=0)
     val_every: int = Field(1, ge=1)
+    checkpoint_every: int = Field(
+        1, ge=1, description="Write latest.pt every N epochs (and at the end); resume restarts from it."
+    )
     eval_window: int | None = Field(None, ge=16, description="Sliding-window validation/test window.")
     method_options: dict[str, Any] = Field(default_factory=dict, description="Method config overrides.")
     self_training: SelfTrainingSettings = Field(default_factory=SelfTrainingSettings)

@@ -133,6 +133,28 @@ def test_resume_reproduces_the_next_losses_exactly(tmp_path: Path) -> None:
         torch.testing.assert_close(final_resumed[key], value, rtol=0, atol=0)
 
 
+def test_checkpoint_every_spaces_latest_and_keep_epochs_snapshots(tmp_path: Path) -> None:
+    config = TrainConfig(epochs=5, lr=0.01, seed=5, checkpoint_every=2)
+    engine = _engine(tmp_path / "spaced", config)
+    engine.keep_epochs = frozenset({1})
+    reports: list[Any] = []
+    engine.on_epoch_end = reports.append
+    engine.fit()
+    written = [r.epoch for r in reports if r.latest_path is not None]
+    assert written == [1, 2, 4, 5]  # kept epoch 1, every 2nd epoch, and the last one
+    assert sorted(p.name for p in (tmp_path / "spaced" / "checkpoints").iterdir()) == ["epoch_0001.pt"]
+    assert load_checkpoint(tmp_path / "spaced" / "checkpoints" / "epoch_0001.pt").metadata["epoch"] == 1
+    # a run cut during epoch 4 resumes from epoch 2's latest.pt and ends where the full run ended
+    full = _engine(tmp_path / "full", TrainConfig(epochs=5, lr=0.01, seed=5)).fit()
+    with pytest.raises(KeyboardInterrupt):
+        _engine(tmp_path / "cut", config, step=CrashingStep(crash_at=7)).fit()
+    resumed = _engine(tmp_path / "cut", config).fit()
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.losses == full.losses[4:]
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        TrainConfig(epochs=1, checkpoint_every=0)
+
+
 class RecordingStep(MethodStepBase):
     """Needs unlabeled data; records batch keys and optimizer-step hooks."""
 
