@@ -28,6 +28,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -609,27 +610,21 @@ class Engine:
                 metrics = {**{k: v for k, v in record.items() if k != "val"}, "best_miou": best_miou}
                 written: Path | None = None
                 kept = (epoch + 1) in self.keep_epochs
+                save = partial(
+                    self._save,
+                    epoch=epoch + 1,
+                    iteration=iteration,
+                    metrics=metrics,
+                    best=(best_miou, best_epoch),
+                    history=history,
+                )
                 if self.is_main and (last_epoch or kept or (epoch + 1) % config.checkpoint_every == 0):
-                    latest = written = self._save(
-                        self.latest_path,
-                        epoch=epoch + 1,
-                        iteration=iteration,
-                        metrics=metrics,
-                        best=(best_miou, best_epoch),
-                        history=history,
-                    )
+                    latest = written = save(self.latest_path)
                     if kept:
                         self.kept_dir.mkdir(parents=True, exist_ok=True)
                         shutil.copy2(written, self.kept_path(epoch + 1))
                 if self.is_main and is_best:
-                    best_file = self._save(
-                        self.best_path,
-                        epoch=epoch + 1,
-                        iteration=iteration,
-                        metrics=metrics,
-                        best=(best_miou, best_epoch),
-                        history=history,
-                    )
+                    best_file = save(self.best_path)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(
                         EpochReport(

@@ -14,6 +14,8 @@ import torch
 from slumwatch.actors.training import TrainDatasets, train_distributed, train_local
 from slumwatch.models import TileDataset, TrainConfig, load_checkpoint
 from slumwatch.models.augment import AugmentConfig
+from slumwatch.models.checkpoint import read_checkpoint
+from slumwatch.models.methods.augment import UnlabeledViews
 
 SMALL = "deeplabv3plus_resnet18"
 SIZE = 32
@@ -49,6 +51,13 @@ def build_small(marker: Path | None = None) -> TrainDatasets:
         else FlakyTiles(images, labels, augment=AugmentConfig(), marker=marker)
     )
     return TrainDatasets(train=train, val=TileDataset(val_images, val_labels))
+
+
+def build_small_ssl() -> TrainDatasets:
+    images, labels = _arrays(8, seed=0)
+    unlabeled, _ = _arrays(8, seed=2)
+    views = UnlabeledViews(TileDataset(unlabeled, None, augment=AugmentConfig()), seed=0, mode="unimatch")
+    return TrainDatasets(train=TileDataset(images, labels, augment=AugmentConfig()), unlabeled=views)
 
 
 def test_train_local_runs_the_engine(tmp_path: Path) -> None:
@@ -88,6 +97,34 @@ def _run_two_workers(tmp_path: Path, *, marker: Path | None) -> Any:
         use_gpu=False,
         max_failures=1,
     )
+
+
+@pytest.mark.integration
+def test_two_worker_slum_i_keeps_one_caat_and_bank_state(tmp_path: Path, ray_local: None) -> None:
+    """SLUM-i's collectives (CAAT all-reduce, bank all-gather) run under Ray Train's DDP without hanging."""
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    result = train_distributed(
+        config=TrainConfig(epochs=1, batch_size=2, lr=0.01),
+        model_name=SMALL,
+        model_kwargs={},
+        method_name="slum-i",
+        # tau_low 0 lets every pixel through, so both ranks push samples into the bank
+        method_kwargs={"tau_low": 0.0, "init": 0.0, "samples_per_class": 4},
+        dataset_builder=build_small_ssl,
+        run_dir=tmp_path / "run",
+        num_workers=2,
+        use_gpu=False,
+    )
+    raw = read_checkpoint(result.latest_path)
+    assert raw["metadata"]["world_size"] == 2 and raw["metadata"]["method"] == "slum-i"
+    state = raw["step_state"]
+    iterations = result.iterations
+    assert iterations >= 1
+    # every iteration each of the 2 ranks pushes up to 4 samples per class: a per-rank bank would hold
+    # at most 4 per class per iteration
+    assert int(state["bank"]["count"].sum()) > 4 * iterations
+    assert state["caat"]["thresholds"].shape == (2,)
 
 
 def _check_result(result: Any, tmp_path: Path) -> None:
