@@ -5,6 +5,9 @@ Run by hand (not a test)::
     python benchmarks/train_methods.py                      # CPU preset: ~1 h on 2 cores
     python benchmarks/train_methods.py --preset gpu         # ResNet-101, crop 256, 80 epochs, Ray Train
     python benchmarks/train_methods.py --methods supervised,unimatch --budgets 0.1 --max-iters 10
+    python benchmarks/train_methods.py --preset gpu \
+        --weights deeplabv3plus_resnet101=~/weights/resnet101.pth \
+        --weights dinov2_vits14_dpt=~/weights/dinov2_vits14.pth   # ImageNet / DINOv2 initialisation
 
 Steps: generate city A (``--seed-a``) and city B (``--seed-b``) with ``catalogs.synth``, build their cubes
 (STAC search → ``build_cube`` → ``rasterize_labels``), make stratified splits of A with nested label
@@ -12,6 +15,10 @@ budgets, train every method at every budget on A with ``actors.method_training.t
 score each model on A's test split, and score the models of the largest budget on *every* labelled tile
 of B (cross-city zero-shot). Prints one Markdown table and writes ``results.json`` / ``results.md`` next to
 the outputs. Finished runs are skipped when the script is run again (delete ``runs/<name>/result.json``).
+
+The GPU preset trains UniMatch V2 (and its SLUM-i variant) on DINOv2 ViT-S/14 + DPT with UniMatch V2's
+AdamW settings, every other method on DeepLabV3+ ResNet-101 (``--model-for METHOD=MODEL`` changes this).
+Nothing is downloaded: without ``--weights`` the networks start from random initialisation (logged).
 
 CPU-preset deviations from the method defaults (to fit the time budget): every method trains for the
 same ``--max-iters`` iterations (not epochs), validation runs once at the end, and ST/ST++ pseudo-labels
@@ -51,6 +58,14 @@ VALIDATE_AT_END = 1_000_000
 """``val_every`` so large that only the last epoch validates (the engine always validates the last one)."""
 CPU_TTA = {"tta_scales": [1.0], "tta_flip": True}
 RESULT_FILE = "result.json"
+DINOV2_PREFIX = "dinov2"
+DINOV2_OPTIMIZER: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 5e-6,
+    "head_lr_multiplier": 40.0,
+    "weight_decay": 0.01,
+}
+"""UniMatch V2's optimizer for DINOv2 backbones (backbone lr 5e-6, head x40, weight decay 0.01)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,12 @@ class Preset:
     val_every: int
     checkpoint_every: int
     fast_tta: bool
+    method_models: tuple[tuple[str, str], ...] = ()
+    """Per-method network overrides, e.g. UniMatch V2 on DINOv2 + DPT."""
+
+    def model_for(self, method: str) -> str:
+        """The network ``method`` trains (its override, else ``model``)."""
+        return dict(self.method_models).get(method, self.model)
 
 
 PRESETS: dict[str, Preset] = {
@@ -114,6 +135,10 @@ PRESETS: dict[str, Preset] = {
         val_every=5,
         checkpoint_every=5,
         fast_tta=False,
+        method_models=(
+            ("unimatch-v2", "dinov2_vits14_dpt"),
+            ("unimatch-v2-slum-i", "dinov2_vits14_dpt"),
+        ),
     ),
 }
 DEFAULT_METHODS = (
@@ -165,6 +190,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name}", type=kind, default=None, help="Overrides the preset.")
     parser.add_argument("--years", default=None, help="Comma-separated years (overrides the preset).")
     parser.add_argument("--local", action="store_true", help="Train in-process even with the gpu preset.")
+    parser.add_argument(
+        "--model-for",
+        action="append",
+        default=[],
+        metavar="METHOD=MODEL",
+        help="Train METHOD with network MODEL (repeatable; overrides the preset's choice).",
+    )
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="Local pretrained weights for network MODEL (torchvision ResNet / DINOv2 .pth; repeatable).",
+    )
     return parser.parse_args(argv)
 
 
@@ -192,7 +231,20 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         overrides["years"] = tuple(int(y) for y in _csv(args.years))
     if args.local:
         overrides["distributed"] = False
+    if args.model_for:
+        overrides["method_models"] = (*preset.method_models, *_pairs(args.model_for, "--model-for"))
     return replace(preset, **overrides)
+
+
+def _pairs(values: Sequence[str], flag: str) -> tuple[tuple[str, str], ...]:
+    """``["a=b", ...]`` → ``(("a", "b"), ...)``; a value without ``=`` is a usage error."""
+    pairs = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise SystemExit(f"{flag} takes KEY=VALUE, got {value!r}")
+        pairs.append((key.strip(), rest.strip()))
+    return tuple(pairs)
 
 
 def build_city_cube(*, seed: int, preset: Preset, root: Path) -> Path:
@@ -217,9 +269,9 @@ def build_city_cube(*, seed: int, preset: Preset, root: Path) -> Path:
     return cube
 
 
-def train_config(preset: Preset) -> TrainConfig:
-    """The engine settings of every run."""
-    return TrainConfig(
+def train_config(preset: Preset, model: str) -> TrainConfig:
+    """The engine settings of a run: SGD for the CNNs; UniMatch V2's AdamW for DINOv2 networks."""
+    config = TrainConfig(
         epochs=preset.epochs,
         max_iters=preset.max_iters,
         batch_size=preset.batch,
@@ -229,10 +281,20 @@ def train_config(preset: Preset) -> TrainConfig:
         checkpoint_every=preset.checkpoint_every,
         seed=0,
     )
+    if model.startswith(DINOV2_PREFIX):
+        config = replace(config, **DINOV2_OPTIMIZER)
+    return config
 
 
 def run_one(
-    *, method: str, budget: float, preset: Preset, cube: Path, splits: Path, run_dir: Path
+    *,
+    method: str,
+    budget: float,
+    preset: Preset,
+    cube: Path,
+    splits: Path,
+    run_dir: Path,
+    weights: dict[str, Path],
 ) -> dict[str, Any]:
     """Train one method at one budget and score it on the test split (cached in ``result.json``)."""
     done = run_dir / RESULT_FILE
@@ -241,14 +303,17 @@ def run_one(
         cached: dict[str, Any] = json.loads(done.read_text(encoding="utf-8"))
         return cached
     kwargs: dict[str, Any] = CPU_TTA if preset.fast_tta and method in ("st", "st++") else {}
+    model = preset.model_for(method)
+    model_kwargs = {"weights": weights[model]} if model in weights else {}
     start = time.perf_counter()
     result = train_method_from_cube(
         cube=cube,
         splits=splits,
         method=method,
         budget=budget,
-        model_name=preset.model,
-        train_config=train_config(preset),
+        model_name=model,
+        model_kwargs=model_kwargs,
+        train_config=train_config(preset, model),
         run_dir=run_dir,
         num_workers=preset.workers,
         use_gpu=preset.use_gpu,
@@ -263,6 +328,8 @@ def run_one(
     record = {
         "method": method,
         "budget": budget,
+        "model": model,
+        "weights": str(weights[model]) if model in weights else None,
         "checkpoint": str(result.checkpoint),
         "train_time_s": round(train_s, 1),
         "samples": dict(result.samples),
@@ -281,13 +348,15 @@ def _fmt(value: Any) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One Markdown table: method, budget, mIoU, per-class IoU, wall time."""
     lines = [
-        "| method | budget | eval on | labelled tile-years | mIoU | IoU non-slum | IoU slum | time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | network | budget | eval on | labelled tile-years | mIoU | IoU non-slum | IoU slum "
+        "| time (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         iou = row["scores"]["iou_per_class"]
         lines.append(
-            f"| {row['method']} | {row['budget']:g} | {row['eval_on']} | {row['labelled']} | "
+            f"| {row['method']} | {row['model']} | {row['budget']:g} | {row['eval_on']} | "
+            f"{row['labelled']} | "
             f"{_fmt(row['scores']['miou'])} | {_fmt(iou.get('non-slum'))} | {_fmt(iou.get('slum'))} | "
             f"{row['time_s']:.0f} |"
         )
@@ -308,6 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     zero_shot = (
         methods if args.zero_shot == "all" else [] if args.zero_shot == "none" else _csv(args.zero_shot)
     )
+    weights = {name: Path(path).expanduser().resolve() for name, path in _pairs(args.weights, "--weights")}
+    missing = [str(p) for p in weights.values() if not p.is_file()]
+    if missing:
+        print(f"weights files not found: {missing}", file=sys.stderr)
+        return 2
+    unpretrained = sorted({preset.model_for(m) for m in methods} - set(weights))
+    if unpretrained:
+        LOGGER.info("networks trained from random initialisation (no --weights): %s", unpretrained)
     torch.set_num_threads(preset.threads)
     out = (args.out or DEFAULT_OUT / args.preset).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -325,12 +402,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for method in methods:
             run_dir = out / "runs" / f"{method}_{budget:g}"
             record = run_one(
-                method=method, budget=budget, preset=preset, cube=cube_a, splits=splits_path, run_dir=run_dir
+                method=method,
+                budget=budget,
+                preset=preset,
+                cube=cube_a,
+                splits=splits_path,
+                run_dir=run_dir,
+                weights=weights,
             )
             records.append(record)
             rows.append(
                 {
                     "method": method,
+                    "model": record.get("model", preset.model_for(method)),
                     "budget": budget,
                     "eval_on": f"A test (s{args.seed_a})",
                     "labelled": record["samples"]["labelled"],
@@ -353,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(
                 {
                     "method": f"{record['method']} (zero-shot A→B)",
+                    "model": record.get("model", preset.model_for(record["method"])),
                     "budget": record["budget"],
                     "eval_on": f"B all tiles (s{args.seed_b})",
                     "labelled": record["samples"]["labelled"],
