@@ -238,6 +238,11 @@ class SelfTrainingRun:
         self.options = options
         self.device = resolve_device(train.device)
         self.n_unlabeled = len(data.unlabeled_images)
+        if data.unlabeled_valid is not None and len(data.unlabeled_valid) != self.n_unlabeled:
+            raise ValueError(
+                f"unlabeled_valid holds {len(data.unlabeled_valid)} masks for "
+                f"{self.n_unlabeled} unlabeled tiles"
+            )
         self.store_path = self.out_dir / STORE_NAME
         self.method = "st++" if plus else "st"
         self.stages: dict[int, Mapping[str, Any]] = {}

@@ -147,6 +147,11 @@ def test_pixels_without_data_get_no_pseudo_label(tmp_path: Path, as_bool: bool) 
     assert np.isnan(store["stability/scores"][0]) and 0 in result.unreliable
 
 
+def test_unlabeled_valid_must_match_the_unlabeled_tiles(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unlabeled_valid holds 2 masks for 6 unlabeled tiles"):
+        _run(tmp_path, plus=False, unlabeled_valid=_nodata_masks(2))
+
+
 @pytest.mark.parametrize("epochs", [1])
 def test_st_plus_plus_needs_two_epochs(tmp_path: Path, epochs: int) -> None:
     lab_x, lab_y = _tiles(4, 0)
