@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ
-from slumwatch.models.heads import DEFAULT_PROJ_DIM, FP_DROPOUT, ProjectionHead, perturb_features
-from slumwatch.models.padding import crop_to, pad_to_multiple, scaled_size, upsample_to
+from slumwatch.models.heads import (
+    DEFAULT_PROJ_DIM,
+    FP_DROPOUT,
+    ProjectionHead,
+    decoded_outputs,
+    perturb_features,
+)
+from slumwatch.models.padding import pad_to_multiple
 from slumwatch.models.registry import register_model
 from slumwatch.models.resnet_backbone import ResNetSegmentationModel, resnet_encoder
 
 OUTPUT_STRIDE = 8
 ASPP_V2_RATES = (6, 12, 18, 24)
-PROJ_STRIDE = 4
 CLASSIFIER_INIT_STD = 0.01
 
 
@@ -82,15 +85,16 @@ class DeepLabV2(ResNetSegmentationModel):
         padded, size = pad_to_multiple(self.standardize(x), self.pad_multiple)
         high = self.backbone(padded)[-1]  # (B, 2048, H'/8, W'/8)
         head_in = perturb_features(high, p=self.fp_dropout) if fp else high
-        logits = crop_to(upsample_to(self.classifier(head_in), tuple(padded.shape[-2:])), size)
-        out: dict[str, Tensor] = {LOGITS: logits[:batch]}
-        if fp:
-            out[LOGITS_FP] = logits[batch:]
-        if proj:
-            quarter = scaled_size(tuple(padded.shape[-2:]), PROJ_STRIDE)
-            feature = F.interpolate(high, size=quarter, mode="bilinear", align_corners=False)
-            out[PROJ] = self.proj_head(crop_to(feature, scaled_size(size, PROJ_STRIDE)))
-        return out
+        return decoded_outputs(
+            head_in,
+            classifier=self.classifier,
+            proj_head=self.proj_head,
+            batch=batch,
+            padded=tuple(padded.shape[-2:]),
+            size=size,
+            fp=fp,
+            proj=proj,
+        )
 
 
 @register_model("deeplabv2_resnet101")

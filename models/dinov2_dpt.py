@@ -14,19 +14,23 @@ from typing import Any
 
 import timm
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ, SegmentationModel
+from slumwatch.models.base import SegmentationModel
 from slumwatch.models.dpt_head import DEFAULT_FEATURES, DEFAULT_OUT_CHANNELS, DPTHead
-from slumwatch.models.heads import DEFAULT_PROJ_DIM, FP_DROPOUT, ProjectionHead, perturb_features
-from slumwatch.models.padding import crop_to, pad_to_multiple, scaled_size, upsample_to
+from slumwatch.models.heads import (
+    DEFAULT_PROJ_DIM,
+    FP_DROPOUT,
+    ProjectionHead,
+    decoded_outputs,
+    perturb_features,
+)
+from slumwatch.models.padding import pad_to_multiple
 from slumwatch.models.registry import register_model
 
 PATCH_SIZE = 14
 VITS14_NAME = "vit_small_patch14_dinov2"
 VITS14_LAYERS = (2, 5, 8, 11)
-PROJ_STRIDE = 4
 DROPPED_KEYS = ("mask_token",)
 STRIPPED_PREFIXES = ("module.", "backbone.", "encoder.")
 VIT_PREFIX = "vit."
@@ -137,15 +141,16 @@ class DinoV2DPT(SegmentationModel):
         if fp:
             feats = [perturb_features(f, p=self.fp_dropout) for f in feats]
         fused = self.head(feats)  # (B or 2B, F, 8h, 8w)
-        logits = crop_to(upsample_to(self.classifier(fused), tuple(padded.shape[-2:])), size)
-        out: dict[str, Tensor] = {LOGITS: logits[:batch]}
-        if fp:
-            out[LOGITS_FP] = logits[batch:]
-        if proj:
-            quarter = scaled_size(tuple(padded.shape[-2:]), PROJ_STRIDE)
-            feature = F.interpolate(fused[:batch], size=quarter, mode="bilinear", align_corners=False)
-            out[PROJ] = self.proj_head(crop_to(feature, scaled_size(size, PROJ_STRIDE)))
-        return out
+        return decoded_outputs(
+            fused,
+            classifier=self.classifier,
+            proj_head=self.proj_head,
+            batch=batch,
+            padded=tuple(padded.shape[-2:]),
+            size=size,
+            fp=fp,
+            proj=proj,
+        )
 
 
 @register_model("dinov2_vits14_dpt")

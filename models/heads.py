@@ -1,4 +1,4 @@
-"""Small heads shared by several networks: projection head and feature perturbation."""
+"""Small heads shared by several networks: projection head, feature perturbation, output assembly."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slumwatch.models.base import LOGITS, LOGITS_FP, PROJ
+from slumwatch.models.padding import crop_to, scaled_size, upsample_to
+
 DEFAULT_PROJ_DIM = 128
 FP_DROPOUT = 0.5
+PROJ_STRIDE = 4
+"""Projection features are produced at 1/4 of the input resolution (SLUM-i's prototype grid)."""
 
 
 class ProjectionHead(nn.Module):
@@ -36,3 +41,42 @@ def perturb_features(feature: Tensor, *, p: float = FP_DROPOUT) -> Tensor:
     Returns ``cat([feature, dropout2d(feature)])`` along the batch dim: (2B, C, h, w) for (B, C, h, w).
     """
     return torch.cat([feature, F.dropout2d(feature, p=p, training=True)], dim=0)
+
+
+def decoded_outputs(
+    decoded: Tensor,
+    *,
+    classifier: nn.Module,
+    proj_head: nn.Module,
+    batch: int,
+    padded: tuple[int, int],
+    size: tuple[int, int],
+    fp: bool,
+    proj: bool,
+) -> dict[str, Tensor]:
+    """The ``forward_dict`` outputs of a network from its decoded feature map.
+
+    Args:
+        decoded: (B, F, h, w), or (2B, F, h, w) when ``fp`` (clean rows first, perturbed rows after, as
+            :func:`perturb_features` stacks them).
+        classifier: F → K logits (1x1 conv).
+        proj_head: F → D projection (used when ``proj``).
+        batch: B.
+        padded: (H', W') of the padded input the logits are upsampled to.
+        size: (H, W) of the unpadded input the outputs are cropped to.
+        fp: split the FP logits off the second half.
+        proj: add the projection of the clean rows, resampled to the 1/4 grid.
+
+    Returns:
+        ``logits`` (B, K, H, W); ``logits_fp`` (B, K, H, W) when ``fp``; ``proj`` (B, D, H/4, W/4) when
+        ``proj``.
+    """
+    logits = crop_to(upsample_to(classifier(decoded), padded), size)
+    out: dict[str, Tensor] = {LOGITS: logits[:batch]}
+    if fp:
+        out[LOGITS_FP] = logits[batch:]
+    if proj:
+        quarter = scaled_size(padded, PROJ_STRIDE)
+        feature = F.interpolate(decoded[:batch], size=quarter, mode="bilinear", align_corners=False)
+        out[PROJ] = proj_head(crop_to(feature, scaled_size(size, PROJ_STRIDE)))
+    return out
