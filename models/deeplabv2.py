@@ -85,16 +85,7 @@ class DeepLabV2(ResNetSegmentationModel):
         padded, size = pad_to_multiple(self.standardize(x), self.pad_multiple)
         high = self.backbone(padded)[-1]  # (B, 2048, H'/8, W'/8)
         head_in = perturb_features(high, p=self.fp_dropout) if fp else high
-        return decoded_outputs(
-            head_in,
-            classifier=self.classifier,
-            proj_head=self.proj_head,
-            batch=batch,
-            padded=tuple(padded.shape[-2:]),
-            size=size,
-            fp=fp,
-            proj=proj,
-        )
+        return decoded_outputs(self, head_in, batch=batch, padded=padded, size=size, fp=fp, proj=proj)
 
 
 @register_model("deeplabv2_resnet101")

@@ -141,16 +141,7 @@ class DinoV2DPT(SegmentationModel):
         if fp:
             feats = [perturb_features(f, p=self.fp_dropout) for f in feats]
         fused = self.head(feats)  # (B or 2B, F, 8h, 8w)
-        return decoded_outputs(
-            fused,
-            classifier=self.classifier,
-            proj_head=self.proj_head,
-            batch=batch,
-            padded=tuple(padded.shape[-2:]),
-            size=size,
-            fp=fp,
-            proj=proj,
-        )
+        return decoded_outputs(self, fused, batch=batch, padded=padded, size=size, fp=fp, proj=proj)
 
 
 @register_model("dinov2_vits14_dpt")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,13 +45,22 @@ def perturb_features(feature: Tensor, *, p: float = FP_DROPOUT) -> Tensor:
     return torch.cat([feature, F.dropout2d(feature, p=p, training=True)], dim=0)
 
 
+class HasOutputHeads(Protocol):
+    """A network with a classifier (F → K) and a projection head (F → D) on the same decoded feature."""
+
+    @property
+    def classifier(self) -> nn.Module: ...
+
+    @property
+    def proj_head(self) -> nn.Module: ...
+
+
 def decoded_outputs(
+    model: HasOutputHeads,
     decoded: Tensor,
     *,
-    classifier: nn.Module,
-    proj_head: nn.Module,
     batch: int,
-    padded: tuple[int, int],
+    padded: Tensor,
     size: tuple[int, int],
     fp: bool,
     proj: bool,
@@ -57,12 +68,11 @@ def decoded_outputs(
     """The ``forward_dict`` outputs of a network from its decoded feature map.
 
     Args:
+        model: the network; its ``classifier`` maps F → K logits, its ``proj_head`` F → D (when ``proj``).
         decoded: (B, F, h, w), or (2B, F, h, w) when ``fp`` (clean rows first, perturbed rows after, as
             :func:`perturb_features` stacks them).
-        classifier: F → K logits (1x1 conv).
-        proj_head: F → D projection (used when ``proj``).
         batch: B.
-        padded: (H', W') of the padded input the logits are upsampled to.
+        padded: the padded input (B, C, H', W'); logits are upsampled to (H', W').
         size: (H, W) of the unpadded input the outputs are cropped to.
         fp: split the FP logits off the second half.
         proj: add the projection of the clean rows, resampled to the 1/4 grid.
@@ -71,12 +81,13 @@ def decoded_outputs(
         ``logits`` (B, K, H, W); ``logits_fp`` (B, K, H, W) when ``fp``; ``proj`` (B, D, H/4, W/4) when
         ``proj``.
     """
-    logits = crop_to(upsample_to(classifier(decoded), padded), size)
+    padded_size = (int(padded.shape[-2]), int(padded.shape[-1]))
+    logits = crop_to(upsample_to(model.classifier(decoded), padded_size), size)
     out: dict[str, Tensor] = {LOGITS: logits[:batch]}
     if fp:
         out[LOGITS_FP] = logits[batch:]
     if proj:
-        quarter = scaled_size(padded, PROJ_STRIDE)
+        quarter = scaled_size(padded_size, PROJ_STRIDE)
         feature = F.interpolate(decoded[:batch], size=quarter, mode="bilinear", align_corners=False)
-        out[PROJ] = proj_head(crop_to(feature, scaled_size(size, PROJ_STRIDE)))
+        out[PROJ] = model.proj_head(crop_to(feature, scaled_size(size, PROJ_STRIDE)))
     return out

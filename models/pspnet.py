@@ -67,16 +67,7 @@ class PSPNet(ResNetSegmentationModel):
         padded, size = pad_to_multiple(self.standardize(x), self.pad_multiple)
         high = self.backbone(padded)[-1]
         decoded = self.decoder([perturb_features(high, p=self.fp_dropout) if fp else high])
-        return decoded_outputs(
-            decoded,
-            classifier=self.classifier,
-            proj_head=self.proj_head,
-            batch=batch,
-            padded=tuple(padded.shape[-2:]),
-            size=size,
-            fp=fp,
-            proj=proj,
-        )
+        return decoded_outputs(self, decoded, batch=batch, padded=padded, size=size, fp=fp, proj=proj)
 
 
 @register_model("pspnet_resnet50")
