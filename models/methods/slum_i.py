@@ -70,6 +70,18 @@ class SlumIGating:
         self.caat = ClassAwareThreshold(replace(caat, num_classes=num_classes))
         self.bank = PrototypeBank(replace(bank, num_classes=num_classes))
 
+    @classmethod
+    def from_config(cls, config: Any, *, threshold: float) -> SlumIGating:
+        """Build from a SLUM-i config (its classes, switches, ``caat`` and ``bank`` settings)."""
+        return cls(
+            num_classes=config.num_classes,
+            use_caat=config.use_caat,
+            use_prototypes=config.use_prototypes,
+            threshold=threshold,
+            caat=config.caat,
+            bank=config.bank,
+        )
+
     def check_num_classes(self, num_classes: int) -> None:
         """Raise if the network predicts a different number of classes than the CAAT/bank state holds."""
         expected = self.caat.config.num_classes
@@ -138,14 +150,7 @@ class SlumIStep(UniMatchStep):
         self.slum_config = apply_overrides(config or SlumIConfig(), overrides)
         cfg = self.slum_config
         super().__init__(config=cfg.unimatch)
-        self.gating = SlumIGating(
-            num_classes=cfg.num_classes,
-            use_caat=cfg.use_caat,
-            use_prototypes=cfg.use_prototypes,
-            threshold=cfg.unimatch.threshold,
-            caat=cfg.caat,
-            bank=cfg.bank,
-        )
+        self.gating = SlumIGating.from_config(cfg, threshold=cfg.unimatch.threshold)
         self.uses_projection = cfg.use_prototypes
 
     def _gates(self, weak: PseudoLabels, mix: PseudoLabels) -> tuple[Tensor, Tensor]:

@@ -55,14 +55,7 @@ class UniMatchV2SlumIStep(UniMatchV2Step):
         self.slum_config = apply_overrides(config or UniMatchV2SlumIConfig(), overrides)
         cfg = self.slum_config
         super().__init__(config=cfg.unimatch_v2)
-        self.gating = SlumIGating(
-            num_classes=cfg.num_classes,
-            use_caat=cfg.use_caat,
-            use_prototypes=cfg.use_prototypes,
-            threshold=cfg.unimatch_v2.threshold,
-            caat=cfg.caat,
-            bank=cfg.bank,
-        )
+        self.gating = SlumIGating.from_config(cfg, threshold=cfg.unimatch_v2.threshold)
         self.uses_projection = cfg.use_prototypes
 
     def _gate(self, weak: PseudoLabels) -> Tensor:
