@@ -47,7 +47,7 @@ from slumwatch.catalogs.search import search_items
 from slumwatch.catalogs.splits import SplitSpec, make_splits
 from slumwatch.catalogs.synth import SynthSpec, generate_city
 from slumwatch.catalogs.tiling import TileSpec
-from slumwatch.models.engine import TrainConfig
+from slumwatch.models.engine import ADAMW_HEAD_LR_MULTIPLIER, ADAMW_LR, ADAMW_WEIGHT_DECAY, TrainConfig
 
 LOGGER = logging.getLogger("train_methods")
 
@@ -61,9 +61,9 @@ RESULT_FILE = "result.json"
 DINOV2_PREFIX = "dinov2"
 DINOV2_OPTIMIZER: dict[str, Any] = {
     "optimizer": "adamw",
-    "lr": 5e-6,
-    "head_lr_multiplier": 40.0,
-    "weight_decay": 0.01,
+    "lr": ADAMW_LR,
+    "head_lr_multiplier": ADAMW_HEAD_LR_MULTIPLIER,
+    "weight_decay": ADAMW_WEIGHT_DECAY,
 }
 """UniMatch V2's optimizer for DINOv2 backbones (backbone lr 5e-6, head x40, weight decay 0.01)."""
 

@@ -55,6 +55,9 @@ KEPT_DIR = "checkpoints"
 """Sub-folder of the run holding the ``keep_epochs`` snapshots."""
 SGD_HEAD_LR_MULTIPLIER = 10.0
 ADAMW_HEAD_LR_MULTIPLIER = 40.0
+ADAMW_LR = 5e-6
+"""UniMatch V2's backbone learning rate for DINOv2 with AdamW."""
+ADAMW_WEIGHT_DECAY = 0.01
 DEFAULT_LR = 0.01
 DEFAULT_MOMENTUM = 0.9
 DEFAULT_WEIGHT_DECAY = 1e-4

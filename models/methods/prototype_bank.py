@@ -134,12 +134,20 @@ class PrototypeBank:
         flat = features.detach().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
         flat_label = small_label.reshape(-1)
         flat_keep = small_keep.reshape(-1)
+        chosen: list[Tensor] = []
         for cls in range(cfg.num_classes):
             idx = torch.nonzero(flat_keep & (flat_label == cls), as_tuple=False).squeeze(1)
             if idx.numel() > cfg.samples_per_class:
                 choice = torch.randperm(idx.numel(), generator=self.generator)[: cfg.samples_per_class]
                 idx = idx[choice.to(idx.device)]
-            self.push(cls, all_gather_rows(flat[idx]))
+            chosen.append(idx)
+        # One gather for all classes: rows are (class id, feature), rank-major, class-ordered per rank.
+        order = torch.cat(chosen)
+        rows = torch.cat([flat_label[order].unsqueeze(1).to(flat.dtype), flat[order]], dim=1)
+        gathered = all_gather_rows(rows)
+        classes = gathered[:, 0].round().long()
+        for cls in range(cfg.num_classes):
+            self.push(cls, gathered[classes == cls, 1:])
 
     @torch.no_grad()
     def max_similarity(self, features: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from slumwatch.actors.evaluation import (
 from slumwatch.actors.method_training import (
     DataOptions,
     MethodDatasets,
+    MethodRunResult,
     MethodTrainingError,
     budget_key,
     budget_tiles,
@@ -40,6 +42,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyCube:
     return tiny_training_cube(tmp_path_factory)
 
 
+def _train(tiny: TinyCube, **kwargs: Any) -> MethodRunResult:
+    """``train_method_from_cube`` on the tiny cube at ``BUDGET`` with ``MODEL`` (crop ``CROP`` by default)."""
+    kwargs.setdefault("data", DataOptions(crop_size=CROP))
+    return train_method_from_cube(
+        cube=tiny.cube, splits=tiny.splits, budget=BUDGET, model_name=MODEL, **kwargs
+    )
+
+
 def test_budgets_name_the_nested_subsets(tiny: TinyCube) -> None:
     splits = load_splits(tiny.splits)
     assert budget_key(0.03) == "3" and budget_key(0.1) == "10"
@@ -49,12 +59,9 @@ def test_budgets_name_the_nested_subsets(tiny: TinyCube) -> None:
     with pytest.raises(MethodTrainingError, match=r"no 0.2 label budget.*subsets: 0.1, 0.3"):
         budget_tiles(splits, 0.2)
     with pytest.raises(MethodTrainingError, match="unknown method 'mean-teacher'"):
-        train_method_from_cube(
-            cube=tiny.cube,
-            splits=tiny.splits,
+        _train(
+            tiny,
             method="mean-teacher",
-            budget=BUDGET,
-            model_name=MODEL,
             train_config=TINY_TRAIN,
             run_dir=Path("unused"),
         )
@@ -130,17 +137,13 @@ def test_supervised_in_process_then_evaluate(
 
 
 def test_semi_supervised_unimatch_in_process(tiny: TinyCube, tmp_path: Path) -> None:
-    result = train_method_from_cube(
-        cube=tiny.cube,
-        splits=tiny.splits,
+    result = _train(
+        tiny,
         method="unimatch",
-        budget=BUDGET,
-        model_name=MODEL,
         train_config=TINY_TRAIN,
         run_dir=tmp_path / "run",
         distributed=False,
         method_kwargs={"threshold": 0.6},
-        data=DataOptions(crop_size=CROP),
     )
     assert result.samples["unlabeled"] > 0 and result.samples["labelled"] > 0
     assert result.training["iterations"] == 2
@@ -151,17 +154,13 @@ def test_semi_supervised_unimatch_in_process(tiny: TinyCube, tmp_path: Path) -> 
 
 
 def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> None:
-    result = train_method_from_cube(
-        cube=tiny.cube,
-        splits=tiny.splits,
+    result = _train(
+        tiny,
         method="st",
-        budget=BUDGET,
-        model_name=MODEL,
         train_config=TrainConfig(epochs=1, max_iters=1, batch_size=2, device="cpu", amp=False),
         run_dir=tmp_path / "st",
         distributed=False,
         method_kwargs={"tta_scales": [1.0], "tta_flip": False},
-        data=DataOptions(crop_size=CROP),
     )
     assert result.training["versions"] == ["v2"]
     assert set(result.training["stages"]) == {"1", "3"}
@@ -186,24 +185,18 @@ def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> Non
     assert pseudo.shape == nodata.shape and nodata.any()  # clouds / swath edges in the tiny city
     assert (pseudo[nodata] == 255).all() and set(np.unique(pseudo[~nodata])) <= {0, 1}
     with pytest.raises(MethodTrainingError, match="ST/ST\\+\\+ options \\['threshold'\\] are unknown"):
-        train_method_from_cube(
-            cube=tiny.cube,
-            splits=tiny.splits,
+        _train(
+            tiny,
             method="st++",
-            budget=BUDGET,
-            model_name=MODEL,
             train_config=TINY_TRAIN,
             run_dir=tmp_path / "bad",
             distributed=False,
             method_kwargs={"threshold": 0.9},
         )
     with pytest.raises(MethodTrainingError, match="ST\\+\\+ needs >= 2 stage-1 epochs"):
-        train_method_from_cube(
-            cube=tiny.cube,
-            splits=tiny.splits,
+        _train(
+            tiny,
             method="st++",
-            budget=BUDGET,
-            model_name=MODEL,
             train_config=TrainConfig(max_iters=1, batch_size=2, device="cpu"),
             run_dir=tmp_path / "short",
             distributed=False,
@@ -214,31 +207,23 @@ def test_self_training_st_runs_its_stages(tiny: TinyCube, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_ray_train_and_ray_task_paths(tiny: TinyCube, tmp_path: Path, ray_local: None) -> None:
     """FixMatch through Ray Train (DDP, one gloo worker) and ST as one Ray task, both reading the cube."""
-    fixmatch = train_method_from_cube(
-        cube=tiny.cube,
-        splits=tiny.splits,
+    fixmatch = _train(
+        tiny,
         method="fixmatch",
-        budget=BUDGET,
-        model_name=MODEL,
         train_config=TINY_TRAIN,
         run_dir=tmp_path / "fixmatch",
         distributed=True,
         num_workers=1,
-        data=DataOptions(crop_size=CROP),
     )
     assert fixmatch.checkpoint.parent == tmp_path / "fixmatch" / "engine"
     assert load_checkpoint(fixmatch.checkpoint).metadata["world_size"] == 1
     assert any((tmp_path / "fixmatch" / "ray").rglob("latest.pt"))
-    st = train_method_from_cube(
-        cube=tiny.cube,
-        splits=tiny.splits,
+    st = _train(
+        tiny,
         method="st",
-        budget=BUDGET,
-        model_name=MODEL,
         train_config=TrainConfig(max_iters=1, batch_size=2, device="cpu", amp=False),
         run_dir=tmp_path / "st",
         distributed=True,
         method_kwargs={"tta_scales": [1.0], "tta_flip": False},
-        data=DataOptions(crop_size=CROP),
     )
     assert st.checkpoint.is_file() and st.training["versions"] == ["v2"]
